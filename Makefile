@@ -1,0 +1,33 @@
+# `make run`: bootstrap .venv and run the embedded default grid. `make test`: bootstrap and run pytest.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+CORES ?= all
+
+.PHONY: run test venv dry-run report clean
+
+venv: $(STAMP)
+
+# Rebuilt when missing or older than pyproject.toml. torch is pinned to the wheel that pairs with
+# torchvision (transformers' Qwen-VL processors need torchvision).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/python -m pip install -e ".[test,slurm]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --cores $(CORES)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,26 @@
+# KAWHI paper grid. `snakemake --cores all` runs the embedded default (config/config.yaml);
+# `--configfile config/paper.yaml --profile config/profiles/slurm` runs the paper grid on a cluster.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="config/schema/config.schema.yaml", set_default=True)
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/data.smk"
+include: "rules/heads.smk"
+include: "rules/train.smk"
+include: "rules/eval.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

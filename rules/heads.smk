@@ -1,0 +1,1 @@
+# rules for stage: heads (see rules/common.smk for paths and input functions)

@@ -1,0 +1,1 @@
+"""KAWHI reproduction pipeline."""

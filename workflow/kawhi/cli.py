@@ -1,0 +1,77 @@
+"""The ``kawhi`` command: one subcommand per pipeline stage.
+
+Each stage package owns its subcommands in its own ``commands.py`` (``add_commands(subparsers)``), so
+this file only assembles them. Heavy imports (torch, transformers, trl, lm-eval) happen inside the
+handlers, which keeps ``kawhi --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+STAGE_COMMAND_MODULES = (
+    "kawhi.models.commands",   # build-model, sft
+    "kawhi.data.commands",     # make-data, prepare-benchmark
+    "kawhi.heads.commands",    # identify-heads
+    "kawhi.train.commands",    # train
+    "kawhi.eval.commands",     # evaluate, score
+    "kawhi.report.commands",   # table1, table2, figure1, figure3, figure4, curves, gallery, summary
+)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two ways a command receives its settings: a rule's JSON, or a config file plus overrides."""
+    parser.add_argument("--settings", help="settings as JSON (what the Snakemake rules pass)")
+    parser.add_argument("--config", dest="config_file", default=None,
+                        help="pipeline config YAML (default config/config.yaml when --settings is absent)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. --set kawhi.lam=0.3 (repeatable)")
+
+
+def load_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The validated pipeline config named by ``--config`` and ``--set``."""
+    from kawhi.config import deep_merge, load_config, parse_override
+
+    overrides: dict[str, Any] = {}
+    for text in args.overrides:
+        overrides = deep_merge(overrides, parse_override(text))
+    return load_config(args.config_file or "config/config.yaml", overrides)
+
+
+def settings_from_args(args: argparse.Namespace, build) -> dict[str, Any]:
+    """``--settings`` JSON if given, else ``build(config)`` over the config file with overrides."""
+    if args.settings:
+        return json.loads(args.settings)
+    return build(load_config_from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kawhi", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in STAGE_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # a stage not built yet
+        module.add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Typed view of the pipeline config.
+
+The YAML config is validated against ``schema/config.schema.yaml`` (which also holds every default)
+and then read into the dataclasses below. Stages receive only the settings they need, as plain
+JSON-able dicts built by the ``*_settings`` functions; the Snakemake rules pass those as ``params`` so
+that changing one run's setting reruns only that run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that the schema or a cross-key check refuses; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SGUFSettings:
+    levels: int = 3
+    kappa: float = 0.5
+    mass: float = 0.5
+    max_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class KawhiSettings:
+    """The KAWHI block of METHOD.md. ``enabled=False`` means the base algorithm exactly."""
+
+    enabled: bool = True
+    layers: str | tuple[int, ...] = "all"
+    regions: str = "sguf"
+    metric: str = "kq"
+    granularity: str = "paragraph"
+    delimiter: str = "\n\n"
+    lam: float = 0.5
+    eps: float = 1e-6
+    w_min: float = 0.5
+    w_max: float = 2.0
+    negative: str = "same"
+    sguf: SGUFSettings = field(default_factory=SGUFSettings)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KawhiSettings":
+        d = dict(d)
+        sguf = SGUFSettings(**d.pop("sguf", {}))
+        layers = d.pop("layers", "all")
+        layers = layers if isinstance(layers, str) else tuple(layers)
+        return cls(sguf=sguf, layers=layers, **d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if not isinstance(self.layers, str):
+            d["layers"] = list(self.layers)
+        return d
+
+
+@dataclass(frozen=True)
+class AlgorithmSettings:
+    """One RL algorithm preset (GRPO, DAPO, GSPO), mapped onto trl.GRPOConfig plus DAPO extras."""
+
+    name: str
+    loss_type: str = "grpo"
+    importance_sampling_level: str = "token"
+    epsilon: float = 0.2
+    epsilon_high: float = 0.2
+    beta: float = 0.0
+    num_iterations: int = 1
+    scale_rewards: str = "group"
+    dynamic_sampling: bool = False
+    dynamic_sampling_max_tries: int = 3
+    overlong_punishment: bool = False
+    overlong_buffer: int = 8
+    learning_rate: float | None = None
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, filling defaults; raise ConfigError naming the key."""
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except Exception as err:  # snakemake wraps jsonschema's ValidationError in a WorkflowError
+        raise ConfigError(_describe_validation_error(err)) from err
+    _check_cross_keys(config)
+    return config
+
+
+def _describe_validation_error(err: Exception) -> str:
+    cause = err.__cause__ or err
+    path = getattr(cause, "absolute_path", None)
+    message = getattr(cause, "message", str(err))
+    if path is not None:
+        key = ".".join(str(p) for p in path) or "<top level>"
+        return f"invalid config at '{key}': {message}"
+    return f"invalid config: {message}"
+
+
+def _check_cross_keys(config: dict[str, Any]) -> None:
+    grid = config["grid"]
+    for algo in grid["algorithms"] + [grid["ablation_algorithm"]]:
+        if algo not in config["algorithms"]:
+            raise ConfigError(f"invalid config at 'grid.algorithms': unknown algorithm '{algo}'")
+    for variant in grid["variants"] + grid["ablation_variants"]:
+        if variant not in config["variants"]:
+            raise ConfigError(f"invalid config at 'grid.variants': unknown variant '{variant}'")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config, deep-merge ``overrides`` and validate it (defaults filled in)."""
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    if overrides:
+        config = deep_merge(config, overrides)
+    return validate_config(config)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b.c=VALUE`` (VALUE parsed as YAML) -> nested dict, for ``--set`` on the command line."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override '{text}' is not of the form key.path=value")
+    value: Any = yaml.safe_load(raw)
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+# ---- per-stage settings: what each rule passes to its command -----------------------------------
+
+def model_names(config: dict[str, Any]) -> list[str]:
+    return list(config["models"])
+
+
+def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
+    if model not in config["models"]:
+        raise ConfigError(f"invalid config: unknown model '{model}'")
+    m = config["models"][model]
+    sft = m.get("sft", m["source"] == "tiny")
+    return {"name": model, "arch": m["arch"], "source": m["source"], "sft": sft, "tiny": m.get("tiny", {}),
+            "image_size": config["synthetic"]["image_size"], "seed": config["seed"]}
+
+
+def kawhi_settings(config: dict[str, Any], variant: str) -> KawhiSettings:
+    if variant not in config["variants"]:
+        raise ConfigError(f"invalid config: unknown variant '{variant}'")
+    overrides = {k: v for k, v in config["variants"][variant].items() if k != "learning_rate"}
+    return KawhiSettings.from_dict(deep_merge(config["kawhi"], overrides))
+
+
+def algorithm_settings(config: dict[str, Any], algo: str) -> AlgorithmSettings:
+    if algo not in config["algorithms"]:
+        raise ConfigError(f"invalid config: unknown algorithm '{algo}'")
+    return AlgorithmSettings(name=algo, **config["algorithms"][algo])
+
+
+def train_settings(config: dict[str, Any], model: str, algo: str, variant: str) -> dict[str, Any]:
+    """Everything one training run depends on; its hash is the run's config hash."""
+    training = {k: v for k, v in config["training"].items() if k != "resources"}
+    algorithm = dataclasses.asdict(algorithm_settings(config, algo))
+    lr = config["variants"][variant].get("learning_rate") or algorithm.pop("learning_rate") or training["learning_rate"]
+    algorithm.pop("learning_rate", None)
+    training["learning_rate"] = lr
+    return {
+        "model": model,
+        "arch": config["models"][model]["arch"],
+        "algorithm": algorithm,
+        "variant": variant,
+        "kawhi": kawhi_settings(config, variant).to_dict(),
+        "training": training,
+        "seed": config["seed"],
+    }
+
+
+def settings_json(settings: dict[str, Any]) -> str:
+    """Canonical JSON (sorted keys) so equal settings give equal strings and equal hashes."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""Synthetic suites, prompts and benchmark preparation to local parquet."""

@@ -1,0 +1,1 @@
+"""Evaluation through lm-eval: tasks, per-benchmark scorers, the code sandbox."""

@@ -1,0 +1,1 @@
+"""Head identification: the global head-ablation sweep over MME."""

@@ -1,0 +1,1 @@
+"""Tiny Qwen-VL-class model building, loading and the SFT warm-start."""

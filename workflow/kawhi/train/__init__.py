@@ -1,0 +1,1 @@
+"""RL training: the TRL GRPOTrainer subclass with the KAWHI plug-in, rewards, presets."""
