@@ -5,7 +5,12 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless config files are given on the command line (--configfile
+# config/paper.yaml): those then replace it rather than merge into it, which would put the tiny models
+# into the paper grid.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, schema="config/schema/config.schema.yaml", set_default=True)
@@ -14,6 +19,7 @@ validate(config, schema="config/schema/config.schema.yaml", set_default=True)
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/data.smk"
+include: "rules/benchmarks.smk"
 include: "rules/heads.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"

@@ -1,1 +1,32 @@
 # rules for stage: heads (see rules/common.smk for paths and input functions)
+# Head identification: the global head-ablation sweep of each model's starting policy on the
+# MME-style benchmark. Its critical_heads.json is what the KAWHI training runs read.
+
+
+rule identify_heads:
+    input:
+        model=get_policy,
+        bench=get_heads_bench,
+    output:
+        heads=heads_json("{model}"),
+        ablation=heads_ablation_csv("{model}"),
+        figure_png=heads_figure("{model}", "png"),
+        figure_pdf=heads_figure("{model}", "pdf"),
+    params:
+        out_dir=get_heads_dir,
+        settings=get_heads_settings,
+    log:
+        f"{LOGS}/heads/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/heads/{{model}}.tsv"
+    threads: config["heads"]["resources"]["threads"]
+    resources:
+        mem_mb=config["heads"]["resources"]["mem_mb"],
+        runtime=config["heads"]["resources"]["runtime"],
+        gpu=config["heads"]["resources"].get("gpu", 0),
+    conda:
+        "../envs/heads.yaml"
+    shell:
+        # threshold, top_k, batch_size and limit come from config["heads"] inside --settings
+        "kawhi identify-heads --model {input.model} --bench {input.bench} --out-dir {params.out_dir}"
+        " --name {wildcards.model} --settings {params.settings:q} > {log} 2>&1"

@@ -1,1 +1,238 @@
-# rules for stage: report (see rules/common.smk for paths and input functions)
+# Stage: the paper's tables and figures, the performance summary and the named targets that rebuild one
+# artefact each (`snakemake --cores all table1`). Inputs and manifests come from rules/common.smk; every
+# table and figure is registered with report() so `snakemake --report results/report.html` shows it.
+
+TABLE1 = [report_file("table1.csv"), report_file("table1.md"), report_file("table1.tex")]
+TABLE2 = [report_file("table2.csv"), report_file("table2.md"), report_file("table2.tex")]
+FIGURE1 = [report_file("figure1.png"), report_file("figure1.pdf"), report_file("figure1.json")]
+FIGURE3 = [report_file("figure3.png"), report_file("figure3.pdf")]
+FIGURE4 = [report_file("figure4.png"), report_file("figure4.pdf")]
+CURVES = [report_file("curves.png"), report_file("curves.pdf"), report_file("curves.csv")]
+GALLERY = [report_file("gallery.png"), report_file("gallery.pdf")]
+SUMMARY = [report_file("summary.json"), report_file("summary.md")]
+
+# rule all (Snakefile) builds these through common.smk's all_targets()
+REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + CURVES + GALLERY + SUMMARY
+
+
+localrules:
+    table1,
+    table2,
+    figure1,
+    figure3,
+    figure4,
+    curves,
+    gallery,
+    summary,
+    make_table1,
+    make_table2,
+    make_figure1,
+    make_figure3,
+    make_figure4,
+    make_curves,
+    make_gallery,
+    make_summary,
+
+
+# ---- named targets -----------------------------------------------------------------------------------
+
+
+rule table1:
+    input:
+        TABLE1,
+
+
+rule table2:
+    input:
+        TABLE2,
+
+
+rule figure1:
+    input:
+        FIGURE1,
+
+
+rule figure3:
+    input:
+        FIGURE3,
+
+
+rule figure4:
+    input:
+        FIGURE4,
+
+
+rule curves:
+    input:
+        CURVES,
+
+
+rule gallery:
+    input:
+        GALLERY,
+
+
+rule summary:
+    input:
+        SUMMARY,
+
+
+# ---- artefacts ---------------------------------------------------------------------------------------
+
+
+rule make_table1:
+    input:
+        get_table1_inputs,
+    output:
+        csv=report(TABLE1[0], caption="../report/table1.rst", category="Tables", labels={"table": "1 main results", "format": "csv"}),
+        md=report(TABLE1[1], caption="../report/table1.rst", category="Tables", labels={"table": "1 main results", "format": "markdown"}),
+        tex=report(TABLE1[2], caption="../report/table1.rst", category="Tables", labels={"table": "1 main results", "format": "latex"}),
+    params:
+        manifest=get_table1_manifest,
+    log:
+        f"{LOGS}/report/table1.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi table1 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
+        " --out-tex {output.tex} > {log} 2>&1"
+
+
+rule make_table2:
+    input:
+        get_table2_inputs,
+    output:
+        csv=report(TABLE2[0], caption="../report/table2.rst", category="Tables", labels={"table": "2 ablations", "format": "csv"}),
+        md=report(TABLE2[1], caption="../report/table2.rst", category="Tables", labels={"table": "2 ablations", "format": "markdown"}),
+        tex=report(TABLE2[2], caption="../report/table2.rst", category="Tables", labels={"table": "2 ablations", "format": "latex"}),
+    params:
+        manifest=get_table2_manifest,
+    log:
+        f"{LOGS}/report/table2.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi table2 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
+        " --out-tex {output.tex} > {log} 2>&1"
+
+
+rule make_figure1:
+    input:
+        unpack(get_figure1_inputs),
+    output:
+        png=report(FIGURE1[0], caption="../report/figure1.rst", category="Figures", labels={"figure": "1 error categories", "format": "png"}),
+        pdf=report(FIGURE1[1], caption="../report/figure1.rst", category="Figures", labels={"figure": "1 error categories", "format": "pdf"}),
+        counts=FIGURE1[2],
+    params:
+        manifest=get_figure1_manifest,
+        data=get_figure1_data,
+        judge=get_eval_judge,
+        examples=config["report"]["figure1_examples"],
+    log:
+        f"{LOGS}/report/figure1.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi figure1 --manifest {params.manifest:q} --data {params.data} --judge {params.judge:q}"
+        " --examples {params.examples} --out-json {output.counts} --out-png {output.png}"
+        " --out-pdf {output.pdf} > {log} 2>&1"
+
+
+rule make_figure3:
+    input:
+        get_figure3_inputs,
+    output:
+        png=report(FIGURE3[0], caption="../report/figure3.rst", category="Figures", labels={"figure": "3 head ablation", "format": "png"}),
+        pdf=report(FIGURE3[1], caption="../report/figure3.rst", category="Figures", labels={"figure": "3 head ablation", "format": "pdf"}),
+    params:
+        manifest=get_figure3_manifest,
+    log:
+        f"{LOGS}/report/figure3.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi figure3 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+
+
+rule make_figure4:
+    input:
+        get_figure4_inputs,
+    output:
+        png=report(FIGURE4[0], caption="../report/figure4.rst", category="Figures", labels={"figure": "4 chart radar", "format": "png"}),
+        pdf=report(FIGURE4[1], caption="../report/figure4.rst", category="Figures", labels={"figure": "4 chart radar", "format": "pdf"}),
+    params:
+        manifest=get_figure4_manifest,
+    log:
+        f"{LOGS}/report/figure4.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi figure4 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+
+
+rule make_curves:
+    input:
+        get_curves_inputs,
+    output:
+        png=report(CURVES[0], caption="../report/curves.rst", category="Training", labels={"figure": "reward curves", "format": "png"}),
+        pdf=report(CURVES[1], caption="../report/curves.rst", category="Training", labels={"figure": "reward curves", "format": "pdf"}),
+        csv=report(CURVES[2], caption="../report/curves.rst", category="Training", labels={"figure": "reward curves", "format": "csv"}),
+    params:
+        manifest=get_curves_manifest,
+    log:
+        f"{LOGS}/report/curves.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi curves --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
+        " --out-csv {output.csv} > {log} 2>&1"
+
+
+rule make_gallery:
+    input:
+        get_gallery_inputs,
+    output:
+        png=report(GALLERY[0], caption="../report/gallery.rst", category="Training", labels={"figure": "KAWHI gallery", "format": "png"}),
+        pdf=report(GALLERY[1], caption="../report/gallery.rst", category="Training", labels={"figure": "KAWHI gallery", "format": "pdf"}),
+    params:
+        manifest=get_gallery_manifest,
+        n=config["report"]["gallery_rollouts"],
+    log:
+        f"{LOGS}/report/gallery.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi gallery --manifest {params.manifest:q} --n {params.n} --out-png {output.png}"
+        " --out-pdf {output.pdf} > {log} 2>&1"
+
+
+rule make_summary:
+    input:
+        get_summary_inputs,
+    output:
+        json=report(SUMMARY[0], caption="../report/summary.rst", category="Tables", labels={"table": "performance summary", "format": "json"}),
+        md=report(SUMMARY[1], caption="../report/summary.rst", category="Tables", labels={"table": "performance summary", "format": "markdown"}),
+    params:
+        manifest=get_summary_manifest,
+    log:
+        f"{LOGS}/report/summary.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md} > {log} 2>&1"

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 STAGE_COMMAND_MODULES = (
     "kawhi.models.commands",   # build-model, sft
-    "kawhi.data.commands",     # make-data, prepare-benchmark
+    "kawhi.data.commands",     # make-data
+    "kawhi.data.benchmark_commands",  # prepare-benchmark
     "kawhi.heads.commands",    # identify-heads
     "kawhi.train.commands",    # train
     "kawhi.eval.commands",     # evaluate, score

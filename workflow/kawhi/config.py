@@ -191,6 +191,26 @@ def train_settings(config: dict[str, Any], model: str, algo: str, variant: str) 
     }
 
 
+def sft_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
+    """What one model's SFT warm-start depends on: the sft block (minus resources), model and seed."""
+    if model not in config["models"]:
+        raise ConfigError(f"invalid config: unknown model '{model}'")
+    settings = {k: v for k, v in config["sft"].items() if k not in ("resources", "enabled")}
+    settings["model"] = model
+    settings["seed"] = config["seed"]
+    return settings
+
+
+def heads_settings(config: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+    """What head identification depends on: the heads block (minus resources) and its benchmark."""
+    settings = {k: v for k, v in config["heads"].items() if k != "resources"}
+    settings["benchmark"] = config["heads_benchmark"]
+    settings["seed"] = config["seed"]
+    if model is not None:
+        settings["model"] = model
+    return settings
+
+
 def settings_json(settings: dict[str, Any]) -> str:
     """Canonical JSON (sorted keys) so equal settings give equal strings and equal hashes."""
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,30 @@
+# rules for stage: benchmark preparation (see rules/common.smk)
+# A paper benchmark (hub id or local copy, per config benchmark_sources) -> results/data/{bench}/test.parquet.
+# Synthetic suites land at the same place through rule make_data (rules/data.smk).
+import shlex
+
+REAL_BENCHMARKS = ["mathvista", "mathverse", "mathvision", "wemath", "chartqa", "chartqapro",
+                   "charxiv_descriptive", "charxiv_reasoning", "chartmimic", "mme"]
+
+
+def get_benchmark_source_args(wildcards):
+    """--source/--split/--limit of one benchmark from config benchmark_sources, plus the bad-row policy."""
+    source = config["benchmark_sources"].get(wildcards.bench, {})
+    args = [f"--{key} {shlex.quote(str(source[key]))}" for key in ("source", "split", "limit") if key in source]
+    if config["eval"]["skip_bad_rows"]:
+        args.append("--skip-bad-rows")
+    return " ".join(args)
+
+
+rule prepare_benchmark:
+    output:
+        data_file("{bench}", "test"),
+    params:
+        args=get_benchmark_source_args,
+    log:
+        f"{LOGS}/data/{{bench}}.prepare.log",
+    wildcard_constraints:
+        bench="|".join(REAL_BENCHMARKS),
+    threads: 1
+    shell:
+        "kawhi prepare-benchmark --name {wildcards.bench} --out {output} {params.args} > {log} 2>&1"

@@ -1,0 +1,141 @@
+"""Hand-made result files in the grid's formats, for the report tests (imported by tests/test_report_*.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kawhi.report.manifest import BASE_ROW, EvalEntry, HeadsEntry, RunEntry
+
+MODELS = ("m-a", "m-b")
+ALGOS = ("grpo", "dapo", "gspo")
+MATH = ("shapes_count", "shapes_arith")
+CHART = ("bars_lookup", "lines_compare", "chartqa")
+ABLATIONS = ("kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token")
+
+
+def write_eval(path: Path, benchmark: str, score: float, model: str = "m", primary: str = "accuracy",
+               extra_metrics: dict[str, float] | None = None) -> Path:
+    """An eval JSON as the eval stage writes it (metrics in percent, the primary one named)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metrics = {primary: score, **(extra_metrics or {})}
+    path.write_text(json.dumps({"benchmark": benchmark, "model": model, "checkpoint": str(path.parent),
+                                "metrics": metrics, "primary": primary, "n": 100, "n_skipped": 0,
+                                "scorer": "exact", "judge": None, "provenance": {"config_hash": "x"}}))
+    return path
+
+
+def score_of(model: str, algo: str, variant: str, bench: str) -> float:
+    """Deterministic, distinct numbers: base < algo < algo+KAWHI, ablations in between."""
+    m = MODELS.index(model) if model in MODELS else 0
+    b = (MATH + CHART).index(bench) if bench in MATH + CHART else 0
+    base = 30.0 + 5 * m + 2 * b
+    if algo == BASE_ROW:
+        return base
+    a = ALGOS.index(algo)
+    run = base + 3.0 + a + 0.25 * b
+    bonus = {"baseline": 0.0, "kawhi": 2.5 + 0.5 * a, "kawhi-random": 0.75, "kawhi-inverse": -0.5,
+             "kawhi-kk": 1.25, "kawhi-token": 1.75}[variant]
+    return run + bonus
+
+
+def make_entry(root: Path, model: str, algo: str, variant: str, bench: str) -> EvalEntry:
+    sub = root / "eval" / model / (BASE_ROW if algo == BASE_ROW else f"{algo}/{variant}") / f"{bench}.json"
+    write_eval(sub, bench, score_of(model, algo, variant, bench), model)
+    kawhi = algo != BASE_ROW and variant != "baseline"
+    return EvalEntry(model, algo, "" if algo == BASE_ROW else variant, bench, str(sub), kawhi)
+
+
+def table1_entries(root: Path, models=MODELS, algos=ALGOS, benches=MATH) -> list[EvalEntry]:
+    entries = []
+    for m in models:
+        entries += [make_entry(root, m, BASE_ROW, "", b) for b in benches]
+        entries += [make_entry(root, m, a, v, b) for a in algos for v in ("baseline", "kawhi") for b in benches]
+    return entries
+
+
+def table2_entries(root: Path, model=MODELS[0], benches=MATH) -> list[EvalEntry]:
+    return [make_entry(root, model, "grpo", v, b) for v in ("baseline", "kawhi") + ABLATIONS for b in benches]
+
+
+def figure4_entries(root: Path, model=MODELS[0], benches=CHART) -> list[EvalEntry]:
+    return [make_entry(root, model, "grpo", v, b) for v in ("baseline", "kawhi") for b in benches]
+
+
+def write_run(root: Path, model: str, algo: str, variant: str, steps: int = 12, slope: float = 0.02) -> RunEntry:
+    run = root / "train" / model / algo / variant
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / "metrics.jsonl", "w") as fh:
+        for step in range(1, steps + 1):
+            fh.write(json.dumps({"step": step, "reward": 0.2 + slope * step, "reward_std": 0.1}) + "\n")
+        fh.write(json.dumps({"train_runtime": 1.0}) + "\n")  # a summary line without reward
+    (run / "done.json").write_text(json.dumps({"steps": steps, "wall_time_s": 1.0, "provenance": {}}))
+    return RunEntry(model, algo, variant, str(run / "done.json"), variant != "baseline")
+
+
+def write_heads(root: Path, model: str, n_heads: int = 8, critical: tuple[int, ...] = (3,)) -> HeadsEntry:
+    import pandas as pd
+
+    out = root / "heads" / model
+    out.mkdir(parents=True, exist_ok=True)
+    baseline = 1500.0
+    rows = []
+    for h in range(n_heads):
+        drop = 120.0 if h in critical else 10.0 + h
+        rows.append({"head": h, "total": baseline - drop, "perception": baseline - drop - 300,
+                     "cognition": 300.0, "drop": drop})
+    pd.DataFrame(rows).to_csv(out / "ablation.csv", index=False)
+    (out / "critical_heads.json").write_text(json.dumps({
+        "heads": list(critical), "threshold": 50.0, "baseline": baseline, "model": model,
+        "selected_by": "threshold", "provenance": {}}))
+    return HeadsEntry(model, str(out / "ablation.csv"), str(out / "critical_heads.json"))
+
+
+def write_samples(eval_json: Path, lines: list[dict[str, Any]]) -> Path:
+    path = eval_json.with_name(eval_json.name.removesuffix(".json") + ".samples.jsonl")
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+# ---- snakemake dry runs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DryRunJob:
+    rule: str
+    outputs: tuple[str, ...]
+    wildcards: dict[str, str]
+
+
+def snakemake_dry_run(repo_root: Path, *args: str, timeout: int = 600) -> list[DryRunJob]:
+    """The jobs ``snakemake -n ARGS`` would run (parsed from its job listing), offline."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", *args],
+                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout)
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake -n {' '.join(args)} failed:\n{text[-4000:]}")
+    jobs, current = [], None
+    for line in text.splitlines():
+        head = re.match(r"^(?:local)?rule (\S+):$", line)
+        if head:
+            current = {"rule": head.group(1), "outputs": (), "wildcards": {}}
+            jobs.append(current)
+            continue
+        if current is None:
+            continue
+        field = re.match(r"^\s+(output|wildcards): (.*)$", line)
+        if field and field.group(1) == "output":
+            current["outputs"] = tuple(x.strip() for x in field.group(2).split(", "))
+        elif field:
+            current["wildcards"] = dict(kv.split("=", 1) for kv in field.group(2).split(", "))
+        elif not line.startswith(" "):
+            current = None
+    return [DryRunJob(j["rule"], j["outputs"], j["wildcards"]) for j in jobs]

@@ -1,0 +1,345 @@
+"""The paper's benchmarks: where each one lives, and its preparation into a local parquet with the
+project's common columns.
+
+``prepare_benchmark(name, out)`` reads a benchmark from the hub (through the local cache; nothing is
+fetched when ``HF_HUB_OFFLINE=1``) or from a local path (a parquet file, a directory of parquet files,
+or for ChartMimic the release's directory of ``.png`` + ``.py`` pairs), maps every row to the common
+columns
+
+    id (str), image (datasets Image), question (the full text shown to the model), answer (str),
+    options (list[str], [] when not multiple choice)
+
+and keeps every original column under its hub name. Where a common column would replace an original
+column of the same name with different content (MathVista's ``question``/``image``), the original is
+kept as ``<name>_hub``; the image column used as the source is not duplicated. A row without an
+image or an answer raises :class:`BadRowError` naming its id, or is skipped and counted
+(``skip_bad_rows``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from kawhi.data import charxiv_prompts
+
+log = logging.getLogger(__name__)
+
+COMMON_COLUMNS = ("id", "image", "question", "answer", "options")
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark that cannot be read (unknown name, missing offline copy, wrong columns)."""
+
+
+class BadRowError(ValueError):
+    """A benchmark row without an image or an answer; the message names the row id."""
+
+
+Mapper = Callable[[dict[str, Any], int], list[dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    source: str
+    split: str
+    to_common: Mapper
+    image_column: str  # the original column the common image comes from (dropped if not "image")
+    required: tuple[str, ...]  # original columns the mapping needs (checked up front)
+    hub_config: str | None = None
+
+
+# ---- per-benchmark mappings: one raw hub row -> one or more common rows ------------------------------
+
+def _mathvista(row, i):
+    return [{"id": str(row["pid"]), "image": row["decoded_image"], "question": row["query"],
+             "answer": row["answer"], "options": _strings(row.get("choices"))}]
+
+
+def _mathverse(row, i):
+    question = row.get("query_cot") or row.get("query_wo") or row["question"]
+    return [{"id": str(row["sample_index"]), "image": row["image"], "question": question,
+             "answer": row["answer"], "options": []}]
+
+
+def _mathvision(row, i):
+    return [{"id": str(row["id"]), "image": row["decoded_image"], "question": row["question"],
+             "answer": row["answer"], "options": _strings(row.get("options"))}]
+
+
+def _wemath(row, i):
+    from kawhi.eval.scorers.wemath import parse_options
+
+    return [{"id": f"{row['ID']}_{row['key']}", "image": row["image_path"], "question": row["question"],
+             "answer": row["answer"], "options": parse_options(row.get("option", ""))}]
+
+
+def _chartqa(row, i):
+    labels = _strings(row.get("label"))
+    return [{"id": str(i), "image": row["image"], "question": row["query"],
+             "answer": labels[0] if labels else None, "options": []}]
+
+
+def _chartqapro(row, i):
+    questions, answers = _strings(row["Question"]), _strings(row["Answer"])
+    # Conversational rows: earlier turns (with their answers) are context; the last question is asked.
+    turns = [f"Q: {q}\nA: {a}" for q, a in zip(questions[:-1], answers[:-1])]
+    parts = [p for p in [str(row.get("Paragraph") or "").strip(), *turns] if p]
+    question = "\n\n".join(parts + [questions[-1] if questions else ""])
+    return [{"id": str(i), "image": row["image"], "question": question,
+             "answer": answers[-1] if answers else None, "options": []}]
+
+
+def _charxiv_descriptive(row, i):
+    out = []
+    base = str(row.get("figure_path") or i)
+    for k in range(1, 5):
+        qid = row[f"descriptive_q{k}"]
+        if qid is None:
+            continue
+        text = charxiv_prompts.descriptive_question(qid, row.get("subplot_loc"), row.get("subplot_row"),
+                                                    row.get("subplot_col"))
+        out.append({"id": f"{base}#d{k}", "image": row["image"], "question": text,
+                    "answer": row[f"descriptive_a{k}"], "options": [], "descriptive_q": text,
+                    "descriptive_a": row[f"descriptive_a{k}"], "qid": int(qid)})
+    return out
+
+
+def _charxiv_reasoning(row, i):
+    text = charxiv_prompts.reasoning_question(row["reasoning_q"], row["reasoning_q_source"], row["reasoning_a"])
+    return [{"id": f"{row.get('figure_path') or i}#r", "image": row["image"], "question": text,
+             "answer": row["reasoning_a"], "options": []}]
+
+
+CHARTMIMIC_DIRECT_INSTRUCTION = (
+    "You are an expert Python developer who specializes in writing matplotlib code based on a given picture. "
+    "I need your help to generate the Python code that can reproduce the picture based on the picture I provide.\n"
+    "Note that it is necessary to use figsize=({w}, {h}) to set the image size to match the original size.\n"
+    "Now, please give me the matplotlib code that reproduces the picture below."
+)
+
+
+def _chartmimic(row, i):
+    image = row["InputFigure"]
+    w, h = (round(image.size[0] / 100, 1), round(image.size[1] / 100, 1)) if image is not None else (6, 4)
+    return [{"id": str(row["ExampleID"]), "image": image, "question": CHARTMIMIC_DIRECT_INSTRUCTION.format(w=w, h=h),
+             "answer": row["GroundTruthFigureCode"], "options": []}]
+
+
+def _mme(row, i):
+    return [{"id": f"{row['question_id']}#{i}", "image": row["image"], "question": row["question"],
+             "answer": row["answer"], "options": []}]
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
+    BenchmarkSpec("mathvista", "AI4Math/MathVista", "testmini", _mathvista, "decoded_image",
+                  ("pid", "decoded_image", "query", "answer", "question_type", "answer_type")),
+    BenchmarkSpec("mathverse", "AI4Math/MathVerse", "testmini", _mathverse, "image",
+                  ("sample_index", "image", "question", "answer", "question_type", "problem_version"),
+                  hub_config="testmini"),
+    BenchmarkSpec("mathvision", "MathLLMs/MathVision", "test", _mathvision, "decoded_image",
+                  ("id", "decoded_image", "question", "answer", "options")),
+    BenchmarkSpec("wemath", "We-Math/We-Math", "testmini", _wemath, "image_path",
+                  ("ID", "key", "image_path", "question", "option", "answer")),
+    BenchmarkSpec("chartqa", "HuggingFaceM4/ChartQA", "test", _chartqa, "image",
+                  ("image", "query", "label", "human_or_machine")),
+    BenchmarkSpec("chartqapro", "ahmed-masry/ChartQAPro", "test", _chartqapro, "image",
+                  ("image", "Question", "Answer", "Question Type", "Year")),
+    BenchmarkSpec("charxiv_descriptive", "princeton-nlp/CharXiv", "validation", _charxiv_descriptive, "image",
+                  ("image", "descriptive_q1", "descriptive_a1", "descriptive_q4", "descriptive_a4")),
+    BenchmarkSpec("charxiv_reasoning", "princeton-nlp/CharXiv", "validation", _charxiv_reasoning, "image",
+                  ("image", "reasoning_q", "reasoning_q_source", "reasoning_a")),
+    BenchmarkSpec("chartmimic", "ChartMimic/ChartMimic", "direct", _chartmimic, "InputFigure",
+                  ("ExampleID", "InputFigure", "GroundTruthFigureCode")),
+    BenchmarkSpec("mme", "lmms-lab/MME", "test", _mme, "image",
+                  ("question_id", "image", "question", "answer", "category")),
+)}
+
+
+def benchmark_names() -> list[str]:
+    return list(BENCHMARKS)
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    if name not in BENCHMARKS:
+        raise BenchmarkError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
+                             f"(synthetic suites are made by `kawhi make-data`)")
+    return BENCHMARKS[name]
+
+
+# ---- reading a source ------------------------------------------------------------------------------
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+
+def offline_help(spec: BenchmarkSpec, source: str, split: str) -> str:
+    config = f" (config {spec.hub_config})" if spec.hub_config else ""
+    return (f"benchmark {spec.name!r}: cannot read dataset {source}{config}, split {split!r}, from the local "
+            f"cache. Pre-download it where the network is reachable, e.g.\n"
+            f"  huggingface-cli download --repo-type dataset {source} --local-dir data/{spec.name}\n"
+            f"and pass --source data/{spec.name} (or set benchmark_sources.{spec.name}.source in the config); "
+            f"or run `python -c \"import datasets; datasets.load_dataset('{source}'"
+            f"{', ' + repr(spec.hub_config) if spec.hub_config else ''}, split='{split}')\"` once online to fill "
+            f"the cache used with HF_HUB_OFFLINE=1.")
+
+
+def load_source(spec: BenchmarkSpec, source: str, split: str):
+    """The raw benchmark as a ``datasets.Dataset`` (hub columns), from a local path or the hub cache."""
+    import datasets
+
+    path = Path(source)
+    if path.exists():
+        if spec.name == "chartmimic" and path.is_dir() and not any(path.rglob("*.parquet")):
+            return load_chartmimic_dir(path, split)
+        if path.is_file():
+            return datasets.load_dataset("parquet", data_files=str(path), split="train")
+        files = sorted(str(p) for p in path.rglob("*.parquet"))
+        if not files:
+            raise BenchmarkError(f"benchmark {spec.name!r}: {path} holds no parquet files")
+        chosen = [f for f in files if split in Path(f).name or split in Path(f).parent.name] or files
+        return datasets.load_dataset("parquet", data_files=chosen, split="train")
+    try:
+        if spec.name == "chartmimic":
+            from huggingface_hub import snapshot_download
+
+            return load_chartmimic_dir(Path(snapshot_download(source, repo_type="dataset")), split)
+        return datasets.load_dataset(source, spec.hub_config, split=split) if spec.hub_config else \
+            datasets.load_dataset(source, split=split)
+    except Exception as err:  # offline without a cache, unknown split, gated dataset...
+        raise BenchmarkError(f"{offline_help(spec, source, split)}\n(cause: {type(err).__name__}: {err})") from err
+
+
+def load_chartmimic_dir(root: Path, task: str = "direct"):
+    """ChartMimic's release layout: for each example ``NAME.png`` (the figure) beside ``NAME.py`` (its
+    reference code). ``task`` picks the subdirectory (``direct`` -> ``ori_500``/``direct*``), when the
+    release holds several; archives (``*.tar.gz``) found under ``root`` are unpacked next to them first."""
+    import tarfile
+
+    import datasets
+
+    for archive in sorted(root.rglob("*.tar.gz")):
+        target = archive.with_suffix("").with_suffix("")
+        if not target.exists():
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+    candidates = [d for d in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+                  if any(d.glob("*.py")) and any(d.glob("*.png"))]
+    wanted = ("ori", "direct") if task == "direct" else ("edit", "custom")
+    preferred = [d for d in candidates if d.name.lower().startswith(wanted)] or candidates
+    if not preferred:
+        raise BenchmarkError(f"ChartMimic: no directory with .png + .py pairs under {root}")
+    folder = preferred[0]
+    rows = []
+    for png in sorted(folder.glob("*.png")):
+        code = png.with_suffix(".py")
+        if code.exists():
+            rows.append({"ExampleID": png.stem, "Task": task, "InputFigure": str(png),
+                         "GroundTruthFigureCode": code.read_text()})
+    ds = datasets.Dataset.from_list(rows)
+    return ds.cast_column("InputFigure", datasets.Image())
+
+
+def _as_pil(value: Any):
+    """A PIL image from what a hub image column holds (PIL, {"bytes", "path"} dict, raw bytes, path)."""
+    from PIL import Image
+
+    if value is None:
+        return None
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return Image.open(io.BytesIO(value["bytes"]))
+        return Image.open(value["path"]) if value.get("path") else None
+    if isinstance(value, (bytes, bytearray)):
+        return Image.open(io.BytesIO(value))
+    if isinstance(value, str) and os.path.exists(value):
+        return Image.open(value)
+    return None
+
+
+# ---- preparation ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class PrepareReport:
+    benchmark: str
+    source: str
+    split: str
+    out: str
+    n_rows: int
+    n_skipped: int
+    skipped_ids: list[str]
+
+
+def iter_common_rows(spec: BenchmarkSpec, raw, skip_bad_rows: bool = False,
+                     skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Every raw row mapped to common rows with its original columns; bad rows raise or are skipped."""
+    missing = [c for c in spec.required if c not in raw.column_names]
+    if missing:
+        raise BenchmarkError(f"benchmark {spec.name!r}: source lacks column(s) {missing} "
+                             f"(has {raw.column_names})")
+    for i, row in enumerate(raw):
+        for common in spec.to_common(row, i):
+            merged = _merge(spec, row, common)
+            problem = ("no image" if merged["image"] is None else
+                       "no answer" if merged["answer"] is None or not str(merged["answer"]).strip() else None)
+            if problem:
+                if not skip_bad_rows:
+                    raise BadRowError(f"benchmark {spec.name!r}: row id {merged['id']!r} has {problem}; "
+                                      f"fix the source or set eval.skip_bad_rows: true to skip and count it")
+                log.warning("%s: skipping row id %r (%s)", spec.name, merged["id"], problem)
+                if skipped is not None:
+                    skipped.append(merged["id"])
+                continue
+            yield merged
+
+
+def _merge(spec: BenchmarkSpec, row: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: v for k, v in row.items() if k != spec.image_column or k == "image"}
+    for key, value in common.items():
+        if key in merged and key in COMMON_COLUMNS and key != "image" and merged[key] != value:
+            merged[f"{key}_hub"] = merged[key]
+        if key == "image" and "image" in row and spec.image_column != "image":
+            merged["image_hub"] = row["image"]
+        merged[key] = value
+    merged["image"] = _as_pil(merged["image"])
+    merged["answer"] = None if merged["answer"] is None else str(merged["answer"])
+    merged["id"] = str(merged["id"])
+    return merged
+
+
+def prepare_benchmark(name: str, out: str | Path, source: str | None = None, split: str | None = None,
+                      limit: int | None = None, skip_bad_rows: bool = False) -> PrepareReport:
+    """Write benchmark ``name`` as parquet at ``out`` (atomically); see the module docstring."""
+    import datasets
+
+    from kawhi.atomic import atomic_path
+
+    spec = get_benchmark(name)
+    source, split = source or spec.source, split or spec.split
+    raw = load_source(spec, source, split)
+    skipped: list[str] = []
+    rows = []
+    for row in iter_common_rows(spec, raw, skip_bad_rows, skipped):
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise BenchmarkError(f"benchmark {name!r}: no usable rows in {source} (split {split!r})")
+    ds = datasets.Dataset.from_list(rows)
+    if not isinstance(ds.features["image"], datasets.Image):
+        ds = ds.cast_column("image", datasets.Image())
+    with atomic_path(out) as tmp:
+        ds.to_parquet(str(tmp))
+    return PrepareReport(benchmark=name, source=source, split=split, out=str(out), n_rows=len(rows),
+                         n_skipped=len(skipped), skipped_ids=skipped)

@@ -1,0 +1,178 @@
+"""``kawhi evaluate``: one checkpoint on one benchmark, through lm-evaluation-harness.
+
+lm-eval does the generation (``hf-multimodal`` on CPU/GPU, ``vllm-vlm`` on GPU), the prompt rendering
+with the model's chat template, batching and per-sample bookkeeping; the project supplies the task
+(:mod:`kawhi.eval.tasks`) and the scoring (:mod:`kawhi.eval.rescore`, also behind ``kawhi score``).
+Outputs: the result JSON and ``{stem}.samples.jsonl`` beside it, both written atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kawhi.atomic import write_json, write_text
+from kawhi.eval.rescore import iter_jsonl, result_document, sample_line, score_samples
+from kawhi.eval.tasks import BadRowError, BenchmarkTask, find_bad_rows, load_benchmark, row_without_images
+from kawhi.gpu import GPUUnavailableError, cuda_device_count
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("hf", "vllm")
+
+
+class BackendUnavailableError(GPUUnavailableError):
+    """The requested generation backend cannot run on this machine (says what is missing)."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What one evaluation depends on (the ``eval`` config block plus the benchmark and seed)."""
+
+    benchmark: str
+    backend: str = "hf"
+    batch_size: int = 16
+    max_new_tokens: int = 48
+    limit: int | None = None
+    skip_bad_rows: bool = False
+    judge: dict[str, Any] | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvalSettings":
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        if "benchmark" not in d:
+            raise KeyError("eval settings lack 'benchmark'")
+        if d.get("backend", "hf") not in BACKENDS:
+            raise ValueError(f"eval.backend must be one of {BACKENDS}, got {d.get('backend')!r}")
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   extra={k: v for k, v in d.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+def samples_path(out_json: str | Path) -> Path:
+    """``{bench}.json`` -> ``{bench}.samples.jsonl`` (the per-sample log beside the result)."""
+    p = Path(out_json)
+    return p.with_name(p.name.removesuffix(".json") + ".samples.jsonl")
+
+
+def check_backend(backend: str) -> None:
+    """Fail at once, before loading anything, when ``backend`` cannot run here."""
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown eval backend {backend!r}; choose one of {BACKENDS}")
+    if backend == "vllm":
+        missing = []
+        if importlib.util.find_spec("vllm") is None:
+            missing.append("the vllm package is not installed (pip install vllm)")
+        if cuda_device_count() == 0:
+            missing.append("no CUDA GPU is visible")
+        if missing:
+            raise BackendUnavailableError("eval backend 'vllm' (lm-eval vllm-vlm) needs a GPU with vLLM: "
+                                          + "; ".join(missing) + ". Use --backend hf (eval.backend: hf) here.")
+
+
+def build_lm(model_dir: str | Path, backend: str, batch_size: int, max_new_tokens: int, seed: int = 0):
+    """The lm-eval model object for ``model_dir``: HFMultimodalLM, or VLLM_VLM on GPU."""
+    check_backend(backend)
+    if backend == "vllm":
+        from lm_eval.models.vllm_vlms import VLLM_VLM
+
+        # vLLM schedules its own batches ("auto"); greedy decoding makes the seed matter only for ties.
+        return VLLM_VLM(pretrained=str(model_dir), batch_size="auto", max_gen_toks=max_new_tokens,
+                        dtype="auto", seed=seed)
+    import torch
+    from lm_eval.models.hf_vlms import HFMultimodalLM
+
+    from kawhi.models.load import load_model
+
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    model, _ = load_model(model_dir, dtype=torch.bfloat16 if on_gpu else None, device=device)
+    # HFMultimodalLM loads the processor itself from model.name_or_path (the checkpoint directory):
+    # handing it our processor object would skip setting its `processor` attribute.
+    return HFMultimodalLM(pretrained=model, backend="causal", batch_size=batch_size,
+                          max_gen_toks=max_new_tokens, device=device)
+
+
+def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, settings: EvalSettings, *,
+             model_name: str | None = None, checkpoint: str | None = None, lm: Any = None) -> dict[str, Any]:
+    """Evaluate one checkpoint on one benchmark; write ``out`` and its samples JSONL; return the result.
+
+    ``lm`` lets a caller reuse an lm-eval model object across benchmarks (the throughput benchmark).
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from kawhi.eval.judge import build_judge
+    from kawhi.eval.scorers import get_scorer
+
+    started = time.perf_counter()
+    check_backend(settings.backend)
+    data_file = Path(data_file)
+    if not data_file.exists():
+        raise FileNotFoundError(f"benchmark data {data_file} does not exist")
+    judge = build_judge(settings.judge)
+    scorer = get_scorer(settings.benchmark, judge=judge)
+
+    # Bad rows are found before the model is loaded, so a broken file costs nothing.
+    dataset = load_benchmark(data_file, decode_images=False)
+    bad = find_bad_rows(dataset)
+    if bad and not settings.skip_bad_rows:
+        listed = ", ".join(f"id {b.row_id!r} ({b.reason})" for b in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise BadRowError(f"{data_file}: {len(bad)} bad row(s): {listed}{more}; fix the data or set "
+                          f"eval.skip_bad_rows: true to skip and count them")
+    for b in bad:
+        log.warning("%s: skipping id %r (%s)", data_file, b.row_id, b.reason)
+
+    task = BenchmarkTask(benchmark=settings.benchmark, data_file=data_file, scorer=scorer,
+                         max_new_tokens=settings.max_new_tokens,
+                         skip_ids=frozenset(b.row_id for b in bad))
+    if lm is None:
+        lm = build_lm(model_dir, settings.backend, settings.batch_size, settings.max_new_tokens,
+                      seed=int(settings.seed))
+    seed = int(settings.seed)
+    output = lm_eval.simple_evaluate(
+        model=lm, tasks=[task.task_config()], task_manager=TaskManager(include_defaults=False),
+        apply_chat_template=True, limit=settings.limit, log_samples=True, bootstrap_iters=0,
+        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+
+    # Rows come from our own read of the docs lm-eval saw (its logged docs have images and bytes
+    # replaced by hashes); doc_id indexes the processed docs.
+    docs = task.process_docs(dataset)
+    samples = sorted(output["samples"][task.name], key=lambda s: s["doc_id"])
+    rows = [row_without_images(docs[int(s["doc_id"])]) for s in samples]
+    responses = [_response(s) for s in samples]
+    prompts = [s["arguments"][0][0] for s in samples]
+    scored, metrics = score_samples(scorer, rows, responses, precomputed=task.scored)
+
+    lm_eval_mean = output["results"][task.name].get("score,none")
+    result = result_document(
+        benchmark=settings.benchmark, scorer=scorer, metrics=metrics, n=len(rows), n_skipped=len(bad),
+        judge=judge, settings=settings.to_dict(), model=model_name or Path(model_dir).name,
+        checkpoint=checkpoint or str(model_dir),
+        skipped_ids=[b.row_id for b in bad],
+        lm_eval={"task": task.name, "mean_score": None if lm_eval_mean is None else 100.0 * lm_eval_mean,
+                 "backend": settings.backend, "batch_size": settings.batch_size,
+                 "max_new_tokens": settings.max_new_tokens, "limit": settings.limit},
+        wall_time_s=round(time.perf_counter() - started, 3))
+    lines = [sample_line(r, p, resp, s) for r, p, resp, s in zip(rows, prompts, responses, scored)]
+    write_text(samples_path(out), iter_jsonl(lines))
+    write_json(out, result)  # last: the result's existence means the samples beside it are complete
+    return result
+
+
+def _response(sample: dict[str, Any]) -> str:
+    """The generated text of one lm-eval sample (generate_until: one request, one response)."""
+    filtered = sample.get("filtered_resps")
+    value = filtered[0] if filtered else sample["resps"][0][0]
+    return value[0] if isinstance(value, list) else value

@@ -1,0 +1,160 @@
+"""``kawhi table1|table2|figure1|figure3|figure4|curves|gallery|summary``: one subcommand per artefact.
+
+Every command takes its inputs explicitly: a *manifest* (JSON list, inline or as a file) that names each
+eval JSON or training run and says what it is; the rules in rules/report.smk build those manifests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger("kawhi.report")
+
+
+def _manifest_arg(p: argparse.ArgumentParser, what: str = "eval results") -> None:
+    p.add_argument("--manifest", required=True,
+                   help=f"JSON list (inline or a file) naming the {what} and what each one is")
+
+
+def _figure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out-png", required=True)
+    p.add_argument("--out-pdf", default=None)
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("table1", help="Table 1: main results (CSV, Markdown, LaTeX)")
+    _manifest_arg(p)
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-tex", required=True)
+    p.set_defaults(handler=run_table1)
+
+    p = subparsers.add_parser("table2", help="Table 2: ablations (CSV, Markdown, LaTeX)")
+    _manifest_arg(p)
+    p.add_argument("--reference-variant", default="kawhi", help="the row the drops are measured against")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-tex", required=True)
+    p.set_defaults(handler=run_table2)
+
+    p = subparsers.add_parser("figure1", help="Figure 1: error categories of the base model's wrong answers")
+    _manifest_arg(p, "base-model eval results (their .samples.jsonl are read)")
+    p.add_argument("--data", nargs="*", action="extend", default=[], metavar="BENCH=PARQUET",
+                   help="benchmark parquets, for the example cases' images")
+    p.add_argument("--judge", default=None,
+                   help="the eval.judge config block as JSON; '{}' or absent: no judge (real benchmarks left out)")
+    p.add_argument("--examples", type=int, default=2)
+    p.add_argument("--out-json", required=True, help="the category counts behind the figure")
+    _figure_args(p)
+    p.set_defaults(handler=run_figure1)
+
+    p = subparsers.add_parser("figure3", help="Figure 3: head-ablation sweep, one panel per model")
+    _manifest_arg(p, "models' ablation.csv and critical_heads.json")
+    _figure_args(p)
+    p.set_defaults(handler=run_figure3)
+
+    p = subparsers.add_parser("figure4", help="Figure 4: radar of GRPO vs GRPO+KAWHI on chart benchmarks")
+    _manifest_arg(p)
+    _figure_args(p)
+    p.set_defaults(handler=run_figure4)
+
+    p = subparsers.add_parser("curves", help="training curves: reward vs step per run")
+    _manifest_arg(p, "training runs (done.json; metrics.jsonl beside it)")
+    p.add_argument("--out-csv", default=None, help="the plotted points")
+    _figure_args(p)
+    p.set_defaults(handler=run_curves)
+
+    p = subparsers.add_parser("gallery", help="KAWHI gallery: rendered training rollouts")
+    _manifest_arg(p, "training runs whose gallery/ rollouts are drawn")
+    p.add_argument("--n", type=int, default=4, help="rollouts to draw")
+    p.add_argument("--out-dir", default=None, help="also keep each rendered rollout here")
+    _figure_args(p)
+    p.set_defaults(handler=run_gallery)
+
+    p = subparsers.add_parser("summary", help="performance summary (JSON and Markdown)")
+    _manifest_arg(p)
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(handler=run_summary)
+
+
+def run_table1(args: argparse.Namespace) -> int:
+    from kawhi.report.manifest import parse_manifest
+    from kawhi.report.tables import TABLE1_CAPTION, build_table1, write_table
+
+    table = build_table1(parse_manifest(args.manifest))
+    write_table(table, args.out_csv, args.out_md, args.out_tex, TABLE1_CAPTION, "tab:main")
+    log.info("Table 1: %d rows -> %s", len(table.frame), args.out_md)
+    return 0
+
+
+def run_table2(args: argparse.Namespace) -> int:
+    from kawhi.report.manifest import parse_manifest
+    from kawhi.report.tables import TABLE2_CAPTION, build_table2, write_table
+
+    table = build_table2(parse_manifest(args.manifest), reference_variant=args.reference_variant)
+    write_table(table, args.out_csv, args.out_md, args.out_tex, TABLE2_CAPTION, "tab:ablation")
+    log.info("Table 2: %d rows -> %s", len(table.frame), args.out_md)
+    return 0
+
+
+def run_figure1(args: argparse.Namespace) -> int:
+    from kawhi.report.figure1 import write_figure1
+    from kawhi.report.manifest import parse_manifest
+
+    data = {}
+    for item in args.data:
+        bench, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--data expects BENCH=PARQUET, got {item!r}")
+        data[bench] = path
+    judge = json.loads(args.judge) if args.judge else {}
+    judge = judge or None
+    write_figure1(parse_manifest(args.manifest), data, judge, args.out_json, args.out_png, args.out_pdf,
+                  n_examples=args.examples)
+    return 0
+
+
+def run_figure3(args: argparse.Namespace) -> int:
+    from kawhi.report.figure3 import load_heads_result, write_figure3
+    from kawhi.report.manifest import HeadsEntry, parse_manifest
+
+    results = [load_heads_result(e.model, e.ablation_csv, e.heads_json)
+               for e in parse_manifest(args.manifest, HeadsEntry)]
+    write_figure3(results, args.out_png, args.out_pdf)
+    return 0
+
+
+def run_figure4(args: argparse.Namespace) -> int:
+    from kawhi.report.figure4 import write_figure4
+    from kawhi.report.manifest import parse_manifest
+
+    write_figure4(parse_manifest(args.manifest), args.out_png, args.out_pdf)
+    return 0
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    from kawhi.report.curves import write_curves
+    from kawhi.report.manifest import RunEntry, parse_manifest
+
+    write_curves(parse_manifest(args.manifest, RunEntry), args.out_png, args.out_pdf, args.out_csv)
+    return 0
+
+
+def run_gallery(args: argparse.Namespace) -> int:
+    from kawhi.report.gallery import write_gallery
+    from kawhi.report.manifest import RunEntry, parse_manifest
+
+    write_gallery(parse_manifest(args.manifest, RunEntry), args.n, args.out_png, args.out_pdf, args.out_dir)
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from kawhi.report.manifest import parse_manifest
+    from kawhi.report.summary import write_summary
+
+    summary = write_summary(parse_manifest(args.manifest), args.out_json, args.out_md)
+    log.info("KAWHI mean gain %+.2f points over %d comparisons", summary["mean_gain"], summary["n_comparisons"])
+    return 0

@@ -1,0 +1,277 @@
+"""One RL training run: (policy, algorithm, variant, heads, data) -> a run directory.
+
+Layout of ``out`` (``results/train/{model}/{algo}/{variant}``):
+
+- ``final/``          the trained model + processor (written atomically at the end);
+- ``metrics.jsonl``   one JSON per logged step (reward mean/std, clip ratios, KL, lengths, dynamic-sampling
+                      counts, KAWHI weight stats);
+- ``checkpoints/``    TRL/transformers checkpoints every ``training.save_steps`` plus ``fingerprint.json``;
+- ``gallery/``        a few KAWHI rollouts of the last step (PNG + JSON);
+- ``done.json``       written last: steps, wall time, provenance. It is the rule's only declared output.
+
+Resume: a run started again with the same command and inputs continues from its newest complete
+checkpoint. Snakemake deletes only the declared output (``done.json``) of a failed job, so the
+checkpoints survive a crash and the rerun continues instead of restarting from step 0. Checkpoints
+from different settings or inputs (fingerprint mismatch) are discarded, never resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from kawhi.atomic import append_jsonl, atomic_path, write_json
+from kawhi.config import KawhiSettings, settings_json
+from kawhi.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("question", "answer")
+IMAGE_COLUMNS = ("image", "images")
+
+
+# ---- inputs -----------------------------------------------------------------------------------------
+
+def read_heads(path: str | Path | None) -> list[int]:
+    """The vision-critical heads of ``critical_heads.json`` (``{"heads": [...]}``); [] without a file."""
+    if path is None:
+        return []
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read critical heads from {path}: {err}") from err
+    heads = data.get("heads") if isinstance(data, dict) else None
+    if not isinstance(heads, list) or not all(isinstance(h, int) for h in heads):
+        raise ValueError(f"{path}: expected {{\"heads\": [int, ...]}}, got {str(data)[:200]}")
+    return heads
+
+
+def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = None):
+    """RL prompts from local parquet files: ``prompt`` (chat messages), ``image``/``images``, ``answer``, ``options``.
+
+    Every file must have ``question`` and ``answer`` and an image column; an ``options`` column (list,
+    possibly empty) marks multiple choice. Errors name the file and the missing column.
+    """
+    import datasets
+
+    from kawhi.data.prompts import build_messages
+
+    if not files:
+        raise ValueError("no training data files given (--data)")
+    parts = []
+    for file in files:
+        file = Path(file)
+        if not file.exists():
+            raise FileNotFoundError(f"training data file {file} does not exist")
+        ds = datasets.Dataset.from_parquet(str(file))
+        missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+        image_col = next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
+        if missing or image_col is None:
+            raise ValueError(f"{file}: missing column(s) {missing + ([] if image_col else ['image'])}; "
+                             f"has {ds.column_names}")
+        if image_col == "image":
+            ds = ds.map(lambda row: {"images": [row["image"]]}, remove_columns=["image"])
+        has_options = "options" in ds.column_names
+        yes_no = "yes_no" in ds.column_names
+
+        def to_prompt(row: dict[str, Any]) -> dict[str, Any]:
+            options = row["options"] if has_options and row["options"] else None
+            return {"prompt": build_messages(row["question"], options, n_images=len(row["images"]),
+                                             yes_no=bool(row["yes_no"]) if yes_no else False),
+                    "answer": str(row["answer"]),
+                    "options": list(options) if options else []}
+
+        keep = {"images", "prompt", "answer", "options"}
+        ds = ds.map(to_prompt, remove_columns=[c for c in ds.column_names if c not in keep])
+        parts.append(ds.select_columns(["prompt", "images", "answer", "options"]))
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def load_policy(model_dir: str | Path):
+    """(model, processor) of the starting policy, through the models stage's loader when it exists."""
+    try:
+        from kawhi.models.load import load_model
+    except ModuleNotFoundError:
+        load_model = None
+    if load_model is not None:
+        loaded = load_model(model_dir)
+        if isinstance(loaded, tuple):
+            return loaded[0], loaded[1]
+        return loaded, _load_processor(model_dir)
+    from transformers import AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText.from_pretrained(model_dir), _load_processor(model_dir)
+
+
+def _load_processor(model_dir: str | Path):
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(model_dir)
+
+
+# ---- resume -----------------------------------------------------------------------------------------
+
+def run_fingerprint(settings: dict[str, Any], model_dir: str | Path, heads: Sequence[int],
+                    data_files: Sequence[str | Path]) -> str:
+    """What a checkpoint must agree with to be resumed: settings, heads, and the input files' identity."""
+    def identity(path: str | Path) -> list[Any]:
+        path = Path(path)
+        target = path / "config.json" if path.is_dir() else path
+        stat = target.stat() if target.exists() else None
+        return [str(path.resolve()), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+
+    blob = json.dumps({"settings": settings_json(settings), "heads": list(heads), "model": identity(model_dir),
+                       "data": [identity(f) for f in data_files]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def complete_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Checkpoints whose trainer state was written (transformers writes it last), oldest first."""
+    found = []
+    if not checkpoint_dir.is_dir():
+        return found
+    for path in checkpoint_dir.glob("checkpoint-*"):
+        state = path / "trainer_state.json"
+        try:
+            step = int(path.name.split("-")[-1])
+            json.loads(state.read_text())
+        except (ValueError, OSError):
+            log.warning("ignoring incomplete checkpoint %s", path)
+            continue
+        found.append((step, path))
+    return [p for _, p in sorted(found)]
+
+
+def prepare_resume(out: Path, fingerprint: str) -> Path | None:
+    """The checkpoint to resume from (or None), after discarding checkpoints of another configuration.
+
+    Also trims ``metrics.jsonl`` to the resumed step so the log has each step once.
+    """
+    checkpoint_dir = out / "checkpoints"
+    stamp = checkpoint_dir / "fingerprint.json"
+    if checkpoint_dir.exists():
+        old = json.loads(stamp.read_text()).get("fingerprint") if stamp.exists() else None
+        if old != fingerprint:
+            log.warning("discarding checkpoints in %s: they belong to another configuration or input", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, {"fingerprint": fingerprint})
+    ready = complete_checkpoints(checkpoint_dir)
+    resume = ready[-1] if ready else None
+    resume_step = int(resume.name.split("-")[-1]) if resume else 0
+    _trim_metrics(out / "metrics.jsonl", resume_step)
+    return resume
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if int(record.get("step", 0)) <= last_step:
+            keep.append(line)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+
+def _metrics_callback(path: Path):
+    from transformers import TrainerCallback
+
+    class MetricsToJsonl(TrainerCallback):
+        """Append every training log (one per ``logging_steps``) to ``metrics.jsonl``, flushed."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            if "train_runtime" in logs:  # the end-of-training summary, not a step
+                return
+            append_jsonl(path, {"step": int(state.global_step), **{k: v for k, v in logs.items()}})
+
+    return MetricsToJsonl()
+
+
+def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str | Path | None,
+              data_files: Sequence[str | Path], out: str | Path, gallery_size: int | None = None) -> dict[str, Any]:
+    """Train one (model, algo, variant) run into ``out``; return the done.json record."""
+    import torch
+    from transformers import set_seed
+
+    from kawhi.train.presets import algorithm_from_settings, build_grpo_config
+    from kawhi.train.rewards import build_reward_functions
+    from kawhi.train.trainer import KawhiGRPOTrainer
+
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kawhi = KawhiSettings.from_dict(settings["kawhi"])
+    heads = read_heads(heads_file) if kawhi.enabled else []
+    if kawhi.enabled and not heads:
+        raise ValueError(f"variant '{settings.get('variant')}' enables KAWHI but {heads_file} lists no critical heads")
+    algo = algorithm_from_settings(settings)
+    if gallery_size is None:
+        gallery_size = int(settings["training"].get("gallery_size", 4))
+    set_seed(int(settings["seed"]))
+
+    fingerprint = run_fingerprint(settings, model_dir, heads, data_files)
+    resume = prepare_resume(out, fingerprint)
+    if resume is not None:
+        log.info("resuming from %s", resume)
+
+    dataset = load_rl_dataset(data_files)
+    reward_funcs, reward_weights = build_reward_functions(settings["training"], settings["algorithm"],
+                                                         kawhi.delimiter)
+    args = build_grpo_config(settings, out / "checkpoints", reward_weights=reward_weights)
+    model, processor = load_policy(model_dir)
+    trainer = KawhiGRPOTrainer(
+        model=model, processing_class=processor, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
+        callbacks=[_metrics_callback(out / "metrics.jsonl")], kawhi=kawhi, heads=heads,
+        dynamic_sampling=algo.dynamic_sampling, dynamic_sampling_max_tries=algo.dynamic_sampling_max_tries,
+        gallery_size=gallery_size if kawhi.enabled else 0,
+    )
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    with atomic_path(out / "final") as tmp:
+        trainer.save_model(str(tmp))
+        processor.save_pretrained(str(tmp))
+    if trainer.gallery:
+        from kawhi.train.gallery import write_gallery
+
+        image_token = getattr(processor, "image_token", None)
+        write_gallery(out / "gallery", trainer.gallery, getattr(processor, "image_processor", None), image_token)
+
+    record = {
+        "model": settings.get("model"),
+        "algorithm": algo.name,
+        "variant": settings.get("variant"),
+        "steps": int(trainer.state.global_step),
+        "max_steps": int(args.max_steps),
+        "resumed_from": resume.name if resume else None,
+        "wall_time_s": round(time.time() - started, 3),
+        "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
+        "heads": heads,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics_file": "metrics.jsonl",
+        "final_dir": "final",
+        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")) if trainer.gallery else [],
+        "provenance": provenance(settings),
+    }
+    write_json(out / "done.json", record)
+    return record
+
+
+def environment_summary() -> dict[str, Any]:
+    """Threads and offline flags this process runs with (logged at start; CPU runs share few cores)."""
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")}

@@ -1,0 +1,179 @@
+"""``KawhiGRPOTrainer``: TRL's GRPOTrainer with KAWHI token-level advantages (and DAPO dynamic sampling).
+
+KAWHI keeps the base algorithm's sequence advantage A_i and hands it to tokens as A_i * w_t
+(METHOD.md). The weights need the post-rotary q/k of the vision-critical heads over prompt+response,
+which the trainer already computes in a forward pass, so no extra policy forward is run for them:
+
+- when TRL runs the old-log-prob forward in ``_generate_and_score_completions`` (``num_iterations > 1``,
+  gradient accumulation misaligned with generation, or vLLM importance correction), q/k are captured
+  there and the generation output already carries (B, T) advantages;
+- otherwise they are captured during the first loss forward of each micro-batch
+  (``_compute_loss`` -> ``_get_per_token_logps_and_entropies``), and the advantages of that batch are
+  replaced before the loss reads them. With ``num_iterations == 1`` and ``steps_per_generation ==
+  gradient_accumulation_steps`` this forward runs on the rollout's own parameters (no optimizer step
+  has happened since generation), i.e. the rollout's policy snapshot.
+
+Either way the weighted advantages are stored in the buffered batch, so later iterations over the same
+rollouts (``num_iterations``) reuse them instead of recomputing from a moved policy. TRL's
+``_compute_loss`` accepts (B, T) advantages as is, so with KAWHI disabled (variant ``baseline``) nothing
+here runs and the loss is TRL's own, bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from trl import GRPOTrainer
+
+from kawhi.config import KawhiSettings
+from kawhi.train.dynamic_sampling import DynamicSamplingMixin
+
+log = logging.getLogger(__name__)
+
+
+class _KawhiAdvantages(GRPOTrainer):
+    """The KAWHI part: capture q/k in an existing forward, turn A_i into A_i * w_t."""
+
+    def __init__(self, *args: Any, kawhi: KawhiSettings | None = None, heads: Sequence[int] = (),
+                 gallery_size: int = 4, **kwargs: Any) -> None:
+        self._capture_for: dict[str, Any] | None = None  # batch whose advantages the next forward must weight
+        self._rollout_capture = False
+        self._rollout_captured = None
+        super().__init__(*args, **kwargs)
+        self.kawhi = kawhi if kawhi is not None else KawhiSettings(enabled=False)
+        self.kawhi_heads = tuple(int(h) for h in heads)
+        if self.kawhi.enabled and not self.kawhi_heads:
+            raise ValueError("KAWHI is enabled but no vision-critical heads were given: pass --heads "
+                             "critical_heads.json with a non-empty 'heads' list (or use the baseline variant)")
+        self.gallery_size = int(gallery_size)
+        self.gallery: list[dict[str, Any]] = []  # the latest KAWHI rollouts, for the report's gallery
+
+    # ---- where the forward passes happen ------------------------------------------------------------
+
+    @property
+    def kawhi_active(self) -> bool:
+        return bool(self.kawhi.enabled) and self.model.training
+
+    def _generate_and_score_completions(self, inputs):
+        if not self.kawhi_active:
+            return super()._generate_and_score_completions(inputs)
+        self._rollout_capture = True
+        self._rollout_captured = None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._rollout_capture = False
+        captured, self._rollout_captured = self._rollout_captured, None
+        if captured is not None:  # TRL ran its old-logps forward: weight the advantages right here
+            output["advantages"] = self._weighted_advantages(captured, output)
+        return output
+
+    def _compute_loss(self, model, inputs):
+        needs_weights = self.kawhi_active and inputs["advantages"].dim() == 1
+        self._capture_for = inputs if needs_weights else None
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._capture_for = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args: Any,
+                                           **kwargs: Any):
+        target = self._capture_for
+        rollout = self._rollout_capture and self._rollout_captured is None and model is self.model
+        if target is None and not rollout:
+            return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                              *args, **kwargs)
+        from kawhi.method.capture import QKCapture
+
+        with QKCapture(self.accelerator.unwrap_model(model), self.kawhi_heads, self.kawhi.layers) as capture:
+            result = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                                *args, **kwargs)
+        captured = capture.captured()
+        if rollout:
+            self._rollout_captured = captured
+        else:
+            # _compute_loss reads inputs["advantages"] after this forward: replace them in the batch it holds
+            # (the buffered one, so later iterations reuse these weights).
+            target["advantages"] = self._weighted_advantages(captured, target)
+            self._capture_for = None
+        return result
+
+    # ---- the weights ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _weighted_advantages(self, captured, batch: dict[str, Any]) -> Tensor:
+        from kawhi.method.weights import completion_weights
+
+        advantages = batch["advantages"]
+        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        # Texts and grids for the gallery are cheap (already decoded); the latest batch's replace the previous.
+        want_gallery = self.gallery_size > 0
+        seed = int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 7919
+        result = completion_weights(
+            captured, input_ids, batch.get("image_grid_thw"), batch["completion_mask"], batch["completion_ids"],
+            self.processing_class.tokenizer if hasattr(self.processing_class, "tokenizer") else self.processing_class,
+            self.kawhi, self.accelerator.unwrap_model(self.model).config, advantages=advantages, seed=seed,
+            with_texts=want_gallery)
+        weights = result.weights.to(advantages.device, advantages.dtype)
+        mode = "train" if self.model.training else "eval"
+        for key, value in result.mean_stats().items():
+            self._metrics[mode][key].append(value)
+        if want_gallery:
+            self._remember_gallery(batch, result, advantages)
+        return advantages.unsqueeze(1) * weights
+
+    def _remember_gallery(self, batch: dict[str, Any], result, advantages: Tensor) -> None:
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        prompts = tokenizer.batch_decode(batch["prompt_ids"], skip_special_tokens=False)
+        responses = tokenizer.batch_decode(batch["completion_ids"] * batch["completion_mask"],
+                                           skip_special_tokens=True)
+        rows = []
+        for i in range(min(len(responses), self.gallery_size)):
+            rows.append({
+                "step": int(self.state.global_step) + 1,
+                "prompt": prompts[i].replace(tokenizer.pad_token, "") if tokenizer.pad_token else prompts[i],
+                "response": responses[i],
+                "advantage": float(advantages[i]),
+                "saliency": [g.tolist() for g in result.saliency[i]],
+                "mask": [m.int().tolist() for m in result.masks[i]],
+                "segments": result.segments[i],
+                "segment_weights": result.segment_weights[i],
+                "stats": result.stats[i],
+                "pixel_values": _sample_pixels(batch, i),
+            })
+        self.gallery = rows
+
+
+def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
+    """Row ``row``'s patchified pixel values and grids (the gallery turns them back into an image)."""
+    if batch.get("pixel_values") is None or batch.get("image_grid_thw") is None or batch.get("num_images") is None:
+        return None
+    counts = list(batch["num_images"])
+    grid = batch["image_grid_thw"]
+    first = sum(counts[:row])
+    lengths = grid.prod(-1).tolist()
+    start = sum(lengths[:first])
+    stop = start + sum(lengths[first:first + counts[row]])
+    return {"pixel_values": batch["pixel_values"][start:stop].detach().cpu(),
+            "image_grid_thw": grid[first:first + counts[row]].detach().cpu()}
+
+
+class KawhiGRPOTrainer(DynamicSamplingMixin, _KawhiAdvantages):
+    """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling.
+
+    Extra keyword arguments: ``kawhi`` (KawhiSettings; ``enabled=False`` gives TRL's loss exactly),
+    ``heads`` (vision-critical query heads), ``dynamic_sampling`` and ``dynamic_sampling_max_tries``,
+    ``gallery_size`` (KAWHI rollouts of the last step kept in ``self.gallery``).
+    Dynamic sampling sits outside the KAWHI hook, so each generation round is weighted on its own.
+    """
+
+    def __init__(self, *args: Any, dynamic_sampling: bool = False, dynamic_sampling_max_tries: int = 3,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dynamic_sampling = bool(dynamic_sampling)
+        self.dynamic_sampling_max_tries = int(dynamic_sampling_max_tries)
+        if self.dynamic_sampling_max_tries < 1:
+            raise ValueError(f"algorithms.*.dynamic_sampling_max_tries must be >= 1, got {dynamic_sampling_max_tries}")
