@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 CORES ?= all
+# Rules call the `kawhi` command; it lives in the venv.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test venv dry-run report clean
 

@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3, help="baseline passes timed before and after")
+    parser.add_argument("--no-cache-vision", action="store_true", help="recompute the vision tower every pass")
     args = parser.parse_args()
 
     import torch
@@ -87,7 +88,7 @@ def main() -> None:
         rows = load_mme(bench, limit=args.limit)
         prepared = prepare_benchmark(processor, rows, args.batch_size, dtype=model.dtype,
                                          pin_memory=device.type == "cuda")
-        result = run_sweep(model, prepared, progress=False)
+        result = run_sweep(model, prepared, progress=False, cache_vision=not args.no_cache_vision)
         sync()
         sweep_seconds = time.perf_counter() - start
 
@@ -96,7 +97,8 @@ def main() -> None:
     full = statistics.median(t[0] for t in timings)
     forward_only = statistics.median(t[1] for t in timings)
     print(f"device {device}, model {model_dir}, benchmark {bench}: {len(prepared)} questions, "
-          f"{len(prepared.batches)} batches of <= {args.batch_size}, H = {n_heads} query heads")
+          f"{len(prepared.batches)} batches of <= {args.batch_size}, H = {n_heads} query heads, "
+          f"vision replay {'off' if args.no_cache_vision else 'on'}")
     print(f"baseline scoring pass (load + preprocess + forward + score): {full:.3f} s (median of {len(timings)})")
     print(f"  of which forward + score:                                 {forward_only:.3f} s")
     print(f"sweep (preprocess once + {n_heads + 1} passes):                    {sweep_seconds:.3f} s")

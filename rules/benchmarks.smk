@@ -28,3 +28,24 @@ rule prepare_benchmark:
     threads: 1
     shell:
         "kawhi prepare-benchmark --name {wildcards.bench} --out {output} {params.args} > {log} 2>&1"
+
+
+def get_train_source_args(wildcards):
+    """--source/--split/--limit of the RL training set (train_data.source, paper profile)."""
+    train = config["train_data"]
+    args = [f"--{key} {shlex.quote(str(train[key]))}" for key in ("source", "split", "limit") if key in train]
+    if config["eval"]["skip_bad_rows"]:
+        args.append("--skip-bad-rows")
+    return " ".join(args)
+
+
+rule prepare_train_data:
+    output:
+        data_file("rl_train", "train"),
+    params:
+        args=get_train_source_args,
+    log:
+        f"{LOGS}/data/rl_train.prepare.log",
+    threads: 1
+    shell:
+        "kawhi prepare-benchmark --name rl_train --out {output} {params.args} > {log} 2>&1"

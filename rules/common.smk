@@ -335,7 +335,7 @@ def get_eval_judge(wildcards):
 
 
 def get_figure3_inputs(wildcards):
-    return [e.heads_json for e in heads_entries()]
+    return [f for e in heads_entries() for f in (e.heads_json, e.ablation_csv)]
 
 
 def get_figure3_manifest(wildcards):

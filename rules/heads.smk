@@ -28,5 +28,5 @@ rule identify_heads:
         "../envs/heads.yaml"
     shell:
         # threshold, top_k, batch_size and limit come from config["heads"] inside --settings
-        "kawhi identify-heads --model {input.model} --bench {input.bench} --out-dir {params.out_dir}"
-        " --name {wildcards.model} --settings {params.settings:q} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} kawhi identify-heads --model {input.model} --bench {input.bench}"
+        " --out-dir {params.out_dir} --name {wildcards.model} --settings {params.settings:q} > {log} 2>&1"

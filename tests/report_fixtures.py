@@ -99,6 +99,26 @@ def write_samples(eval_json: Path, lines: list[dict[str, Any]]) -> Path:
     return path
 
 
+def write_rollouts(run, n: int, grid: int = 4) -> None:
+    """``n`` rollouts as the trainer writes them: rollout_{i}.json + rollout_{i}.png."""
+    gallery = run.gallery_dir
+    gallery.mkdir(parents=True, exist_ok=True)
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(gallery / f"rollout_{i}.png")
+        saliency = rng.random((grid, grid))
+        mask = saliency > 0.7
+        mask[0, 0] = True
+        record = {"step": 30, "prompt": "<image> How many red shapes?", "response": "Red: 2.\n\nThe answer is 2.",
+                  "advantage": 0.5, "saliency": [saliency.tolist()], "mask": [mask.astype(int).tolist()],
+                  "segments": ["Red: 2.", "The answer is 2."], "segment_weights": [1.4, 0.6],
+                  "stats": {}, "images": [f"rollout_{i}.png"]}
+        (gallery / f"rollout_{i}.json").write_text(json.dumps(record))
+
+
 # ---- snakemake dry runs ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

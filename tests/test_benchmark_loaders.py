@@ -216,7 +216,29 @@ def test_every_benchmark_has_the_papers_default_source():
     assert defaults["mathvista"] == ("AI4Math/MathVista", "testmini")
     assert defaults["charxiv_reasoning"] == ("princeton-nlp/CharXiv", "validation")
     assert defaults["chartmimic"] == ("ChartMimic/ChartMimic", "direct")
-    assert len(defaults) == 10
+    assert defaults["rl_train"] == ("hiyouga/geometry3k", "train")
+    assert len(defaults) == 11  # the ten paper benchmarks and the RL training set
+
+
+def test_rl_train_set_reads_the_geometry3k_layout(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from kawhi.data.benchmarks import prepare_benchmark
+
+    src = tmp_path / "geo.parquet"
+    ds = datasets.Dataset.from_dict({
+        "images": [[Image.new("RGB", (8, 8), "white")], [Image.new("RGB", (8, 8), "black")]],
+        "problem": ["<image>Find x.", "<image>Find y."], "answer": ["3", "4"]},
+        features=datasets.Features({"images": datasets.Sequence(datasets.Image()),
+                                    "problem": datasets.Value("string"), "answer": datasets.Value("string")}))
+    ds.to_parquet(str(src))
+    out = tmp_path / "train.parquet"
+    report = prepare_benchmark("rl_train", out, source=str(src), split="train")
+    rows = datasets.Dataset.from_parquet(str(out))
+    assert report.n_rows == 2
+    assert rows[0]["question"] == "Find x." and rows[1]["answer"] == "4"
+    assert rows[0]["image"].size == (8, 8) and rows[0]["official_prompt"] is False
 
 
 def test_cli_prepares_and_prints_a_report(fixtures, tmp_path, capsys):

@@ -160,3 +160,11 @@ def test_mme_style_suite_rescores_identically_including_pair_metrics(tmp_path, s
     assert all("Please answer yes or no." in line["prompt"] for line in lines)
     assert len(result["metrics"]) > 1
     assert score_file("mme_synth", samples_path(out))["metrics"] == result["metrics"]
+
+
+def test_a_benchmark_column_named_like_a_log_field_is_refused_before_loading(tmp_path, suite_file, model_dir):
+    table = datasets.load_dataset("parquet", data_files={"test": str(suite_file)})["test"]
+    table = table.add_column("response", ["x"] * len(table))
+    table.to_parquet(str(tmp_path / "clash.parquet"))
+    with pytest.raises(BadRowError, match="'response'"):
+        evaluate(model_dir, tmp_path / "clash.parquet", tmp_path / "r.json", settings_for())

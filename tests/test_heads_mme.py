@@ -168,3 +168,12 @@ def test_loader_reads_the_synthetic_mme_suite(suite_factory):
         counts[qid] = counts.get(qid, 0) + 1
     assert set(counts.values()) == {2}
     assert set(ds["category"]) <= set(PERCEPTION_CATEGORIES)
+
+
+def test_mme_prompt_shows_the_yes_no_instruction_once():
+    from kawhi.data.prompts import YES_NO_INSTRUCTION, build_messages
+
+    (message,) = build_messages("Is there a cat in the image? Please answer yes or no.", [], yes_no=True)
+    text = message["content"][-1]["text"]
+    assert text.lower().count(YES_NO_INSTRUCTION.lower()) == 1
+    assert text.startswith("Is there a cat in the image?")

@@ -216,3 +216,13 @@ def test_vision_replay_gives_the_same_sweep_and_runs_the_tower_once_per_batch(cr
     assert replayed.baseline == recomputed.baseline
     assert replayed.per_head == recomputed.per_head
     assert "forward" not in tower.__dict__  # the tower's own forward is back
+
+
+def test_mme_own_instruction_is_not_repeated(critical_model):
+    from kawhi.heads.sweep import prompt_text
+
+    _, _, processor, _ = critical_model
+    mme_style = prompt_text(processor, "Is there a dog in the image? Please answer yes or no.")
+    plain = prompt_text(processor, "Is there a dog in the image?")
+    assert mme_style == plain
+    assert plain.count("Please answer yes or no.") == 1

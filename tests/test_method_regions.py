@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,3 +104,31 @@ def test_visual_saliency_is_a_distribution_over_visual_tokens():
     g = torch.Generator().manual_seed(0)
     s = visual_saliency(torch.randn(4, 3, 8, generator=g), torch.randn(4, 10, 8, generator=g), 8**-0.5)
     assert s.shape == (10,) and abs(float(s.sum()) - 1.0) < 1e-6 and bool((s > 0).all())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31 - 1), st.floats(0.2, 0.8))
+def test_components_match_union_find(h, w, seed, density):
+    from scipy import ndimage
+
+    from kawhi.method.regions import _components
+
+    seeds = torch.rand(h, w, generator=torch.Generator().manual_seed(seed)) < density
+    ours = _components(seeds[None].numpy())[0]
+    reference, _ = ndimage.label(seeds.numpy(), structure=np.ones((3, 3)))
+    # same partition: a one-to-one map between the two labellings
+    pairs = set(zip(ours.ravel().tolist(), reference.ravel().tolist()))
+    assert len({a for a, _ in pairs}) == len(pairs) == len({b for _, b in pairs})
+    assert ((ours == 0) == (reference == 0)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.integers(1, 5), st.integers(0, 2**31 - 1),
+       st.sampled_from(["sguf", "inverse"]))
+def test_batched_selection_equals_one_by_one(h, w, g, seed, method):
+    from kawhi.method.regions import select_critical_batched
+
+    grids = torch.rand(g, h, w, generator=torch.Generator().manual_seed(seed)) ** 4
+    together = select_critical_batched(grids, method)
+    for i in range(g):
+        assert torch.equal(together[i], select_critical(grids[i], method))

@@ -79,3 +79,19 @@ def test_real_tokenizer_pieces_rebuild_the_text_and_cut_paragraphs(byte_level_to
     texts = segment_texts(pieces, seg)
     assert texts[0].startswith("The red circle") and texts[2].endswith("\\boxed{3}.")
     assert "So" in texts[1] and "answer" not in texts[1]
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b ", "\n", "\n\n", ".\n\nc"]), min_size=0, max_size=12),
+                min_size=1, max_size=5),
+       st.sampled_from(["paragraph", "token"]))
+def test_batch_segment_ids_equal_row_by_row(rows, granularity):
+    from kawhi.method.segments import batch_segment_ids
+
+    width = max(len(r) for r in rows) + 2
+    pieces = [r + ["<pad>"] * (width - len(r)) for r in rows]
+    valid = torch.tensor([[i < len(r) for i in range(width)] for r in rows])
+    seg = batch_segment_ids(pieces, valid, granularity)
+    for b, r in enumerate(rows):
+        expected = segment_ids(r, granularity) if r else torch.zeros(0, dtype=torch.long)
+        assert seg[b, : len(r)].tolist() == expected.tolist()
+        assert bool((seg[b, len(r):] == -1).all())

@@ -161,3 +161,32 @@ def test_tiny_model_capture_to_weights(arch, request):
     for b in range(2):
         assert abs(float(out.weights[b].mean()) - 1.0) < 1e-6
         assert out.stats[b]["n_segments"] == 2.0
+
+
+def test_kk_matches_the_formula_step_by_step():
+    from kawhi.method.credit import kk_alignment
+
+    captured, input_ids, grid, mask, completion = _synthetic()
+    settings = KawhiSettings(metric="kk")
+    out = completion_weights(captured, input_ids, grid, mask, completion, PieceTokenizer(), settings, CONFIG)
+    q, k = captured.stacked()
+    b, visual, question = 0, torch.arange(3, 7), torch.arange(7, 10)
+    saliency = visual_saliency(q[b][:, question], k[b][:, visual], captured.scaling)
+    critical = sguf_select(saliency.view(2, 2)).view(-1)
+    a_t = kk_alignment(k[b][:, 10:22], k[b][:, visual], critical)
+    ids = torch.tensor([0] * 4 + [1] * 5 + [2] * 3)
+    a_p, n_p = segment_means(a_t, ids)
+    torch.testing.assert_close(out.weights[b], harmonic_weights(a_p, n_p)[ids])
+
+
+def test_chunked_attention_gives_the_same_weights(monkeypatch):
+    import kawhi.method.weights as weights_module
+
+    captured, input_ids, grid, mask, completion = _synthetic()
+    args = (captured, input_ids, grid, mask, completion, PieceTokenizer())
+    for metric in ("kq", "kk"):
+        whole = completion_weights(*args, KawhiSettings(metric=metric), CONFIG).weights
+        monkeypatch.setattr(weights_module, "ATTENTION_BUDGET", 64)  # one layer, one row per chunk
+        chunked = completion_weights(*args, KawhiSettings(metric=metric), CONFIG).weights
+        monkeypatch.undo()
+        torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)

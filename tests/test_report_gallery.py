@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 from PIL import Image
 
 from kawhi.cli import main
 from kawhi.report.gallery import spread
 from kawhi.report.manifest import ReportInputError, manifest_json
-from tests.report_fixtures import write_run
-
-
-def write_rollouts(run, n: int, grid: int = 4) -> None:
-    """``n`` rollouts as the trainer writes them: rollout_{i}.json + rollout_{i}.png."""
-    gallery = run.gallery_dir
-    gallery.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(gallery / f"rollout_{i}.png")
-        saliency = rng.random((grid, grid))
-        mask = saliency > 0.7
-        mask[0, 0] = True
-        record = {"step": 30, "prompt": "<image> How many red shapes?", "response": "Red: 2.\n\nThe answer is 2.",
-                  "advantage": 0.5, "saliency": [saliency.tolist()], "mask": [mask.astype(int).tolist()],
-                  "segments": ["Red: 2.", "The answer is 2."], "segment_weights": [1.4, 0.6],
-                  "stats": {}, "images": [f"rollout_{i}.png"]}
-        (gallery / f"rollout_{i}.json").write_text(json.dumps(record))
+from tests.report_fixtures import write_rollouts, write_run
 
 
 def test_gallery_renders_the_chosen_rollouts(tmp_path):

@@ -231,3 +231,11 @@ def test_mme_absence_statements_are_checked():
 
 def test_every_category_is_reachable():
     assert set(ERROR_CATEGORIES) == {"correct", "VP", "AO", "CE", "RAE", "Others"}
+
+
+def test_an_evaluation_samples_line_names_its_suite_by_benchmark():
+    row = build_rows("bars_lookup", "test", 1, 0)[0]
+    line = {k: v for k, v in row.items() if k not in ("suite", "image")} | {"benchmark": "bars_lookup"}
+    assert classify_error(line, format_target(row["solution"], row["answer"])) == "correct"
+    with pytest.raises(KeyError, match="names no suite"):
+        is_correct({k: v for k, v in line.items() if k != "benchmark"}, "3")

@@ -30,6 +30,10 @@ from kawhi.data import charxiv_prompts
 log = logging.getLogger(__name__)
 
 COMMON_COLUMNS = ("id", "image", "question", "answer", "options")
+# Benchmarks whose `question` is the official prompt with its options and answer instruction included:
+# the model sees it verbatim (kawhi.data.prompts.build_messages(verbatim=True)).
+OFFICIAL_PROMPT_BENCHMARKS = frozenset({"mathvista", "mathverse", "charxiv_descriptive", "charxiv_reasoning",
+                                        "chartmimic"})
 
 
 class BenchmarkError(RuntimeError):
@@ -136,7 +140,18 @@ def _mme(row, i):
              "answer": row["answer"], "options": []}]
 
 
+def _rl_train(row, i):
+    """An RL training set in the geometry3k layout (hiyouga/geometry3k: images, problem, answer)."""
+    images = row["images"]
+    question = str(row["problem"]).replace("<image>", "").strip()
+    return [{"id": str(row.get("id", i)), "image": images[0] if images else None, "question": question,
+             "answer": row["answer"], "options": []}]
+
+
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
+    # not a benchmark: the paper profile's RL data (train_data.source), prepared the same way
+    BenchmarkSpec("rl_train", "hiyouga/geometry3k", "train", _rl_train, "images",
+                  ("images", "problem", "answer")),
     BenchmarkSpec("mathvista", "AI4Math/MathVista", "testmini", _mathvista, "decoded_image",
                   ("pid", "decoded_image", "query", "answer", "question_type", "answer_type")),
     BenchmarkSpec("mathverse", "AI4Math/MathVerse", "testmini", _mathverse, "image",
@@ -315,6 +330,7 @@ def _merge(spec: BenchmarkSpec, row: dict[str, Any], common: dict[str, Any]) -> 
     merged["image"] = _as_pil(merged["image"])
     merged["answer"] = None if merged["answer"] is None else str(merged["answer"])
     merged["id"] = str(merged["id"])
+    merged["official_prompt"] = spec.name in OFFICIAL_PROMPT_BENCHMARKS
     return merged
 
 

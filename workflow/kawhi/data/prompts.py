@@ -24,16 +24,33 @@ def format_question(question: str, options: Sequence[str] | None = None) -> str:
     return text
 
 
+def strip_yes_no_instruction(question: str) -> str:
+    """The question without MME's own trailing "Please answer yes or no." (user_text adds ours).
+
+    lmms-eval likewise removes it before appending its post-prompt, so the model sees it once.
+    """
+    text = question.strip()
+    if text.lower().endswith(YES_NO_INSTRUCTION.lower()):
+        text = text[: -len(YES_NO_INSTRUCTION)].rstrip()
+    return text
+
+
 def user_text(question: str, options: Sequence[str] | None = None, yes_no: bool = False) -> str:
-    instruction = YES_NO_INSTRUCTION if yes_no else REASONING_INSTRUCTION
-    return f"{format_question(question, options)}\n{instruction}"
+    if yes_no:
+        return f"{format_question(strip_yes_no_instruction(question), options)}\n{YES_NO_INSTRUCTION}"
+    return f"{format_question(question, options)}\n{REASONING_INSTRUCTION}"
 
 
 def build_messages(question: str, options: Sequence[str] | None = None, n_images: int = 1,
-                   yes_no: bool = False) -> list[dict[str, Any]]:
-    """Chat messages in the transformers multimodal format: the image(s) first, then the question."""
+                   yes_no: bool = False, verbatim: bool = False) -> list[dict[str, Any]]:
+    """Chat messages in the transformers multimodal format: the image(s) first, then the question.
+
+    ``verbatim`` shows ``question`` as it is: for benchmarks whose official prompt already carries its
+    options and answer instruction (MathVista's query, CharXiv's templates, ChartMimic's task).
+    """
     content: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
-    content.append({"type": "text", "text": user_text(question, options, yes_no)})
+    text = question.strip() if verbatim else user_text(question, options, yes_no)
+    content.append({"type": "text", "text": text})
     return [{"role": "user", "content": content}]
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from kawhi.atomic import write_json, write_text
 from kawhi.eval.rescore import iter_jsonl, result_document, sample_line, score_samples
-from kawhi.eval.tasks import BadRowError, BenchmarkTask, find_bad_rows, load_benchmark, row_without_images
+from kawhi.eval.tasks import (LOG_KEYS, BadRowError, BenchmarkTask, find_bad_rows, load_benchmark,
+                              row_without_images)
 from kawhi.gpu import GPUUnavailableError, cuda_device_count
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,10 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
 
     # Bad rows are found before the model is loaded, so a broken file costs nothing.
     dataset = load_benchmark(data_file, decode_images=False)
+    clash = [c for c in LOG_KEYS if c in dataset.column_names]
+    if clash:
+        raise BadRowError(f"{data_file}: column(s) {clash} clash with the fields the samples log adds; "
+                          f"rename them when preparing the benchmark")
     bad = find_bad_rows(dataset)
     if bad and not settings.skip_bad_rows:
         listed = ", ".join(f"id {b.row_id!r} ({b.reason})" for b in bad[:10])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kawhi.data.benchmarks import BadRowError  # one error type for bad rows, at preparation and at evaluation
 from kawhi.data.prompts import build_messages
 
 # The image placeholder of lm-eval's multimodal models: HFMultimodalLM.apply_chat_template splits the
@@ -29,10 +30,6 @@ TASK_PREFIX = "kawhi_"
 SPLIT = "test"
 # Keys a samples line adds to the benchmark row; `kawhi score` drops them before re-scoring.
 LOG_KEYS = ("prompt", "response", "extracted", "score", "scoring")
-
-
-class BadRowError(ValueError):
-    """A benchmark row without an image or an answer (the message names its id and the file)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +209,8 @@ class BenchmarkTask:
 def prompt_text(row: dict[str, Any], n_images: int, yes_no: bool) -> str:
     """:func:`build_messages` as lm-eval text: one ``<image>`` per image entry, then the question."""
     options = row.get("options") or None
-    (message,) = build_messages(row["question"], options, n_images=n_images, yes_no=yes_no)
+    (message,) = build_messages(row["question"], options, n_images=n_images, yes_no=yes_no,
+                                verbatim=bool(row.get("official_prompt")))
     parts = [IMAGE_PLACEHOLDER if item["type"] == "image" else item["text"] for item in message["content"]]
     return "".join(parts)
 

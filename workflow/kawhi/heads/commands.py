@@ -45,8 +45,8 @@ def add_commands(subparsers) -> None:
         "identify-heads", help="find the vision-critical heads by global head ablation on MME",
         description="Score the model on an MME-style benchmark, then again with each query-head index "
                     "masked in all decoder layers; write ablation.csv, critical_heads.json and figure3.")
-    p.add_argument("--model", required=True, help="model directory (model + processor)")
-    p.add_argument("--bench", required=True, help="MME-style benchmark: parquet file/dir or hub id")
+    p.add_argument("--model", required=True, help="model directory (model + processor) or hub id")
+    p.add_argument("--bench", required=True, help="MME-style benchmark: parquet file, a directory of them, or a hub id")
     p.add_argument("--out-dir", required=True, help="where ablation.csv, critical_heads.json, figure3.* go")
     p.add_argument("--name", default=None, help="model name recorded in the JSON (default: settings or dir)")
     p.add_argument("--threshold", type=float, default=None, help="MME points a head's drop must exceed (50)")

@@ -41,8 +41,10 @@ def plot_ablation(ax, ablation: pd.DataFrame, baseline: float, threshold: float,
     ax.set_ylabel("MME score")
     ax.set_title(title, fontsize=10)
     ax.set_xticks(heads if len(heads) <= 32 else heads[:: max(1, len(heads) // 16)])
-    low = min(totals + [baseline - threshold])
-    ax.set_ylim(max(0.0, low - 0.1 * abs(baseline) - 1.0), baseline + 0.1 * abs(baseline) + 1.0)
+    # Zoom on the interesting band (scores near b and the threshold line), never below 0.
+    low, high = min(totals + [baseline - threshold]), max(totals + [baseline])
+    margin = 0.1 * max(high - low, abs(baseline) * 0.1, 1.0)
+    ax.set_ylim(max(0.0, low - margin), high + margin)
     ax.legend(loc="lower right", fontsize=8)
 
 

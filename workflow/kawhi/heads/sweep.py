@@ -28,6 +28,7 @@ from kawhi.method.heads import mask_heads, num_query_heads
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ("question_id", "category", "answer")
+ABLATION_COLUMNS = ("head", "total", "perception", "cognition", "drop")
 
 
 # ---- model loading ---------------------------------------------------------------------------------
@@ -358,7 +359,8 @@ def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path
     rows = load_mme(bench, limit=limit)
     model, processor = load_model_and_processor(model_dir)
     device = next(model.parameters()).device
-    prepared = prepare_benchmark(processor, rows, batch_size, dtype=model.dtype, pin_memory=device.type == "cuda")
+    prepared = prepare_benchmark(processor, rows, batch_size, dtype=model.dtype,
+                                 pin_memory=device.type == "cuda")
     log.info("%s: %d questions in %d batches, preprocessed in %.1fs", bench, len(prepared),
              len(prepared.batches), prepared.prep_seconds)
 
@@ -366,13 +368,18 @@ def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path
     heads, selected_by = select_heads(result.drops, threshold, top_k)
     baseline = result.baseline["total"]
     log.info("baseline %.2f; critical heads %s (by %s)", baseline, heads, selected_by)
+    if selected_by == "top_k" and any(result.drops[h] <= 0 for h in heads):
+        log.warning("no head passes the threshold and the top-%d fallback includes heads whose masking "
+                    "does not lower the score (drops %s): the model may not read the image yet",
+                    top_k, [round(result.drops[h], 2) for h in heads])
 
     import pandas as pd
 
-    ablation = pd.DataFrame(result.ablation_rows(), columns=["head", "total", "perception", "cognition", "drop"])
+    ablation = pd.DataFrame(result.ablation_rows(), columns=list(ABLATION_COLUMNS))
     with atomic_path(out_dir / "ablation.csv") as tmp:
         ablation.to_csv(tmp, index=False)
-    title = f"{model_name}: critical heads {heads}" + ("" if selected_by == "threshold" else f" (top-{top_k})")
+    how = "" if selected_by == "threshold" else f" (top-{top_k} fallback)"
+    title = f"{model_name}: critical heads {heads}{how}"
     save_ablation_figure(ablation, baseline, threshold, title,
                          [out_dir / "figure3.png", out_dir / "figure3.pdf"], selected=heads)
     summary = {

@@ -13,6 +13,7 @@ before calling it. The vision encoder has its own config object and is never tou
 from __future__ import annotations
 
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -73,8 +74,20 @@ def decoder_attention_modules(model: nn.Module) -> dict[int, nn.Module]:
 
     A decoder attention module is one that carries ``layer_idx``, ``num_key_value_groups`` and an
     ``o_proj`` and whose config is the model's text config; the Qwen-VL vision blocks have none of
-    ``layer_idx``/``o_proj`` and use the separate vision config.
+    ``layer_idx``/``o_proj`` and use the separate vision config. Cached per model (a trainer opens a
+    capture every step).
     """
+    cached = _MODULES.get(model)
+    if cached is None:
+        cached = _find_decoder_attention(model)
+        _MODULES[model] = cached
+    return cached
+
+
+_MODULES: "weakref.WeakKeyDictionary[nn.Module, dict[int, nn.Module]]" = weakref.WeakKeyDictionary()
+
+
+def _find_decoder_attention(model: nn.Module) -> dict[int, nn.Module]:
     text_config = _text_config(model)
     found: dict[int, nn.Module] = {}
     for module in model.modules():

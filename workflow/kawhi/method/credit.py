@@ -7,6 +7,7 @@ in [w_min, w_max].
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -70,26 +71,28 @@ def harmonic_weights_batched(alignment: Tensor, lengths: Tensor, lam: float = 0.
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"kawhi.lam must be in [0, 1], got {lam}")
     out_dtype = alignment.dtype if alignment.is_floating_point() else torch.float32
-    ones = torch.ones_like(alignment, dtype=out_dtype)
     if alignment.numel() == 0 or lam == 0.0:
-        return ones
-    present = lengths > 0
-    n = lengths.to(torch.float64).clamp(min=0)
-    a = torch.where(present, alignment.to(torch.float64), 0.0)
-    total = n.sum(dim=1, keepdim=True)
-    abar = (n * a).sum(dim=1, keepdim=True) / total.clamp(min=1)
-    first = a.gather(1, present.to(torch.int64).argmax(dim=1, keepdim=True))
-    degenerate = ((present.sum(dim=1) <= 1) | (abar[:, 0] <= 0) | ~torch.isfinite(a).all(dim=1)
-                  | (present & (a != first)).sum(dim=1).eq(0))
-    r = (a / torch.where(abar > 0, abar, 1.0)).clamp(min=eps)
-    u = torch.where(present, 1.0 / ((1.0 - lam) + lam / r), 1.0)
-    u = u / ((n * u).sum(dim=1, keepdim=True) / total.clamp(min=1))
+        return torch.ones_like(alignment, dtype=out_dtype)
+    # [B, S] with S = segments per response is tiny: float64 numpy on the CPU is exact and cheapest
+    a = alignment.detach().to(device="cpu", dtype=torch.float64).numpy()
+    n = lengths.detach().to(device="cpu", dtype=torch.float64).numpy().clip(min=0)
+    present = n > 0
+    a = np.where(present, a, 0.0)
+    total = n.sum(axis=1, keepdims=True)
+    abar = (n * a).sum(axis=1, keepdims=True) / np.maximum(total, 1)
+    first = np.take_along_axis(a, present.argmax(axis=1)[:, None], axis=1)
+    with np.errstate(invalid="ignore"):
+        degenerate = ((present.sum(axis=1) <= 1) | (abar[:, 0] <= 0) | ~np.isfinite(a).all(axis=1)
+                      | ~(present & (a != first)).any(axis=1))
+        r = np.maximum(a / np.where(abar > 0, abar, 1.0), eps)
+        u = np.where(present, 1.0 / ((1.0 - lam) + lam / r), 1.0)
+    u = u / ((n * u).sum(axis=1, keepdims=True) / np.maximum(total, 1))
     w = _clip_at_unit_mean(u, n, w_min, w_max)
-    keep = present & ~degenerate[:, None]
-    return torch.where(keep, w, 1.0).to(out_dtype)
+    w = np.where(present & ~degenerate[:, None], w, 1.0)
+    return torch.from_numpy(w).to(device=alignment.device, dtype=out_dtype)
 
 
-def _clip_at_unit_mean(u: Tensor, n: Tensor, lo: float, hi: float) -> Tensor:
+def _clip_at_unit_mean(u: np.ndarray, n: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Per row, clip(c * u, lo, hi) with c > 0 chosen so that the n-weighted mean is exactly 1.
 
     f(c) = sum_i n_i clip(c u_i, lo, hi) is non-decreasing and piecewise linear with breakpoints at
@@ -97,30 +100,31 @@ def _clip_at_unit_mean(u: Tensor, n: Tensor, lo: float, hi: float) -> Tensor:
     then interpolate linearly inside the piece where it crosses sum(n). Entries with n = 0 do not
     count. Rows already inside the bounds keep c = 1.
     """
-    inside = ((u >= lo) & (u <= hi)) | (n == 0)
-    if bool(inside.all()):
+    inside = (((u >= lo) & (u <= hi)) | (n == 0)).all(axis=1)
+    if inside.all():
         return u
-    total = n.sum(dim=1, keepdim=True)
-    enter = lo / u  # c at which entry i leaves the lower clip
-    leave = hi / u  # c at which entry i reaches the upper clip
-    enter_sorted, order_in = torch.sort(enter, dim=1)
-    leave_sorted, order_out = torch.sort(leave, dim=1)
-    zero = u.new_zeros(u.shape[0], 1)
+    rows = np.arange(u.shape[0])[:, None]
+    total = n.sum(axis=1, keepdims=True)
+    enter, leave = lo / u, hi / u  # c at which entry i leaves the lower clip / reaches the upper one
+    order_in, order_out = np.argsort(enter, axis=1), np.argsort(leave, axis=1)
+    enter_sorted, leave_sorted = enter[rows, order_in], leave[rows, order_out]
+    zero = np.zeros((u.shape[0], 1))
     nu = n * u
-    n_in = torch.cat([zero, torch.cumsum(n.gather(1, order_in), 1)], 1)
-    nu_in = torch.cat([zero, torch.cumsum(nu.gather(1, order_in), 1)], 1)
-    n_out = torch.cat([zero, torch.cumsum(n.gather(1, order_out), 1)], 1)
-    nu_out = torch.cat([zero, torch.cumsum(nu.gather(1, order_out), 1)], 1)
+    n_in = np.concatenate([zero, np.cumsum(n[rows, order_in], axis=1)], axis=1)
+    nu_in = np.concatenate([zero, np.cumsum(nu[rows, order_in], axis=1)], axis=1)
+    n_out = np.concatenate([zero, np.cumsum(n[rows, order_out], axis=1)], axis=1)
+    nu_out = np.concatenate([zero, np.cumsum(nu[rows, order_out], axis=1)], axis=1)
 
-    points = torch.sort(torch.cat([enter, leave], dim=1), dim=1).values
-    i = torch.searchsorted(enter_sorted, points, right=True)  # entries with enter <= c
-    j = torch.searchsorted(leave_sorted, points, right=True)  # entries with leave <= c (at the top)
-    values = (lo * (total - n_in.gather(1, i)) + points * (nu_in.gather(1, i) - nu_out.gather(1, j))
-              + hi * n_out.gather(1, j))
-    k = torch.searchsorted(values, total).clamp(1, points.shape[1] - 1)  # first breakpoint with f >= total
-    c0, c1 = points.gather(1, k - 1), points.gather(1, k)
-    f0, f1 = values.gather(1, k - 1), values.gather(1, k)
-    slope = torch.where(f1 > f0, (c1 - c0) / (f1 - f0), 0.0)
-    c = torch.where(f1 > f0, c0 + (total - f0) * slope, c1)
-    c = torch.where(inside.all(dim=1, keepdim=True), 1.0, c)
-    return (c * u).clamp(lo, hi)
+    points = np.sort(np.concatenate([enter, leave], axis=1), axis=1)
+    # entries with enter <= c (no longer at the bottom) and with leave <= c (at the top), per row
+    i = np.stack([np.searchsorted(e, p, side="right") for e, p in zip(enter_sorted, points)])
+    j = np.stack([np.searchsorted(e, p, side="right") for e, p in zip(leave_sorted, points)])
+    values = lo * (total - n_in[rows, i]) + points * (nu_in[rows, i] - nu_out[rows, j]) + hi * n_out[rows, j]
+    k = np.array([np.searchsorted(v, t) for v, t in zip(values, total[:, 0])])[:, None]
+    k = k.clip(1, points.shape[1] - 1)  # first breakpoint with f >= total
+    c0, c1 = np.take_along_axis(points, k - 1, 1), np.take_along_axis(points, k, 1)
+    f0, f1 = np.take_along_axis(values, k - 1, 1), np.take_along_axis(values, k, 1)
+    rising = f1 > f0
+    c = np.where(rising, c0 + (total - f0) * (c1 - c0) / np.where(rising, f1 - f0, 1.0), c1)
+    c = np.where(inside[:, None], 1.0, c)
+    return np.clip(c * u, lo, hi)

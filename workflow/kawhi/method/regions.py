@@ -13,10 +13,14 @@ rewards covering salient tokens and penalises covering background, so a tight re
 its coarse parent adds more salient than dull tokens. The greedy step scores each region by the
 excess of the tokens it would *add* (so a coarse region does not re-earn the score of a fine one
 already taken inside it) and stops when no region adds positive excess.
+
+SGUF runs on the CPU in float64 (numpy + scipy's C union-find labelling), for a whole stack of
+same-shaped grids at once; the grids are tiny next to the attention arithmetic.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +29,6 @@ from scipy import ndimage
 from torch import Tensor
 
 REGION_METHODS = ("sguf", "random", "inverse")
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -46,94 +49,122 @@ def visual_saliency(q_question: Tensor, k_visual: Tensor, scaling: float) -> Ten
     return attention.mean(dim=(0, 1))
 
 
-def _avg_pool(grid: np.ndarray, size: int) -> np.ndarray:
-    """Average over size x size blocks; edge blocks average only their in-grid cells (ceil mode)."""
-    if size == 1:
-        return grid
-    height, width = grid.shape
+# 8-connectivity inside each grid of a [G, h, w] stack, none across grids: one scipy labelling call
+# (union-find in C) labels the whole batch.
+_SLICE_EIGHT = np.zeros((3, 3, 3), dtype=bool)
+_SLICE_EIGHT[1] = True
+
+
+def _components(seeds: np.ndarray) -> np.ndarray:
+    """8-connected components of boolean grids [G, h, w], labelled 1.. per grid (0 = not a seed)."""
+    labels, count = ndimage.label(seeds, structure=_SLICE_EIGHT)
+    if count == 0:
+        return labels
+    # scipy numbers components in scan order, so each grid's labels are one contiguous run
+    flat = labels.reshape(labels.shape[0], -1)
+    first = np.where(flat > 0, flat, np.iinfo(flat.dtype).max).min(axis=1, keepdims=True)
+    return np.where(flat > 0, flat - first + 1, 0).reshape(labels.shape)
+
+
+def _avg_pool(values: np.ndarray, size: int) -> np.ndarray:
+    """Average of size x size blocks of [G, h, w]; edge blocks average their in-grid cells only."""
+    g, height, width = values.shape
     ph, pw = -(-height // size) * size, -(-width // size) * size
-    padded = np.zeros((ph, pw))
-    padded[:height, :width] = grid
+    padded = np.zeros((g, ph, pw))
+    padded[:, :height, :width] = values
     counts = np.zeros((ph, pw))
     counts[:height, :width] = 1.0
-    blocks = (ph // size, size, pw // size, size)
-    return padded.reshape(blocks).sum(axis=(1, 3)) / counts.reshape(blocks).sum(axis=(1, 3))
+    sums = padded.reshape(g, ph // size, size, pw // size, size).sum(axis=(2, 4))
+    return sums / counts.reshape(ph // size, size, pw // size, size).sum(axis=(1, 3))
 
 
-def _region_covers(values: np.ndarray, levels: int, kappa: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every region of every level as rows of a bool matrix over the h*w tokens, with score and level."""
-    height, width = values.shape
-    excess = (values - values.mean()).reshape(-1)
-    covers, scores, region_levels = [], [], []
+def _region_covers(values: np.ndarray, levels: int, kappa: float) -> tuple[np.ndarray, np.ndarray]:
+    """All regions of every level for grids [G, h, w] (float64): covers [G, h*w, R] (token in region;
+    column r of grid g is that grid's r-th region, or empty) and each column's level [R]. Columns run
+    level by level, so among equal scores argmax picks the finer level."""
+    g, height, width = values.shape
+    covers, region_levels = [], []
     for level in range(levels):
         size = 2 ** level
-        if level and size // 2 >= max(height, width):
-            break  # the previous level was already a single cell
-        pooled = _avg_pool(values, size)
-        mean, std = pooled.mean(), pooled.std()
-        if std <= 1e-12 * max(abs(mean), 1e-30):
-            continue  # a flat level has no seeds (uniform saliency -> arg-max fallback)
-        labels, count = ndimage.label(pooled > mean + kappa * std, structure=_EIGHT_CONNECTED)
-        if count == 0:
+        if level and size >= max(height, width):
+            break  # a single-cell level has no contrast, and neither has any coarser one
+        pooled = values if level == 0 else _avg_pool(values, size)
+        mean = pooled.mean(axis=(1, 2))
+        std = pooled.std(axis=(1, 2))
+        textured = std > 1e-12 * np.maximum(np.abs(mean), 1e-30)  # a flat grid has no seeds -> arg-max fallback
+        seeds = (pooled > (mean + kappa * std)[:, None, None]) & textured[:, None, None]
+        labels = _components(seeds)
+        n_regions = int(labels.max())
+        if n_regions == 0:
             continue
         if size > 1:
-            labels = np.repeat(np.repeat(labels, size, axis=0), size, axis=1)[:height, :width]
-        flat = labels.reshape(-1)
-        covers.append(flat[None, :] == np.arange(1, count + 1)[:, None])
-        scores.append(np.bincount(flat, weights=excess, minlength=count + 1)[1:])
-        region_levels.append(np.full(count, level))
+            labels = labels.repeat(size, axis=1).repeat(size, axis=2)[:, :height, :width]
+        covers.append(labels.reshape(g, -1, 1) == np.arange(1, n_regions + 1))
+        region_levels.append(np.full(n_regions, level))
     if not covers:
-        return np.zeros((0, values.size), dtype=bool), np.zeros(0), np.zeros(0, dtype=int)
-    covers_all, scores_all, levels_all = np.concatenate(covers), np.concatenate(scores), np.concatenate(region_levels)
-    order = np.lexsort((levels_all, -scores_all))  # best score first; ties: finer level first
-    return covers_all[order], scores_all[order], levels_all[order]
+        return np.zeros((g, height * width, 0), dtype=bool), np.zeros(0, dtype=int)
+    return np.concatenate(covers, axis=2), np.concatenate(region_levels)
 
 
-def _as_numpy(saliency: Tensor | np.ndarray) -> np.ndarray:
-    values = saliency.detach().to(torch.float64).cpu().numpy() if isinstance(saliency, Tensor) else saliency
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 2 or values.size == 0:
-        raise ValueError(f"saliency must be a non-empty [h, w] grid, got shape {values.shape}")
+def _as_grids(saliency: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(saliency, Tensor):
+        saliency = saliency.detach().to(device="cpu", dtype=torch.float64).numpy()
+    values = np.asarray(saliency, dtype=np.float64)
+    if values.ndim != 3 or values.shape[1] == 0 or values.shape[2] == 0:
+        raise ValueError(f"saliency must be non-empty [h, w] grids, got shape {values.shape[1:]}")
     return values
 
 
 def sguf_regions(saliency: Tensor, levels: int = 3, kappa: float = 0.5) -> list[Region]:
-    """All candidate regions of every pyramid level, best score first (ties: finer level first)."""
-    values = _as_numpy(saliency)
-    covers, scores, region_levels = _region_covers(values, levels, kappa)
-    return [Region(tokens=c.reshape(values.shape), score=float(s), level=int(lv))
-            for c, s, lv in zip(covers, scores, region_levels)]
-
-
-def sguf_mask(values: np.ndarray, levels: int = 3, kappa: float = 0.5, mass: float = 0.5,
-              max_fraction: float = 0.25) -> np.ndarray:
-    """``sguf_select`` on a numpy [h, w] grid (float64), returning a numpy bool grid."""
-    values = _as_numpy(values)
-    covers, _, _ = _region_covers(values, levels, kappa)
+    """All candidate regions of every pyramid level of one [h, w] grid, best score first (ties: finer first)."""
+    if saliency.dim() != 2:
+        raise ValueError(f"saliency must be an [h, w] grid, got shape {tuple(saliency.shape)}")
+    values = _as_grids(saliency[None])
+    covers, region_levels = _region_covers(values, levels, kappa)
     flat = values.reshape(-1)
-    cap = max(1, int(np.floor(max_fraction * flat.size)))
-    target = mass * flat.sum()
-    excess = flat - flat.mean()
-    selected = np.zeros(flat.size, dtype=bool)
-    while len(covers):
-        # marginal score: what each region would add, so a coarse region never re-earns the
-        # score of the fine region already taken inside it
-        gain = covers[:, ~selected] @ excess[~selected]
-        best = int(np.argmax(gain))  # first of equal gains = finer level (regions are sorted)
-        if gain[best] <= 0:
+    scores = (flat - flat.mean()) @ covers[0]
+    order = np.lexsort((region_levels, -scores))
+    return [Region(tokens=covers[0, :, r].reshape(tuple(saliency.shape)), score=float(scores[r]),
+                   level=int(region_levels[r])) for r in order]
+
+
+def sguf_select_batched(saliency: Tensor, levels: int = 3, kappa: float = 0.5, mass: float = 0.5,
+                        max_fraction: float = 0.25) -> Tensor:
+    """``sguf_select`` for G grids of one shape [G, h, w] at once -> BoolTensor [G, h, w] (on the CPU)."""
+    values = _as_grids(saliency)
+    g, height, width = values.shape
+    flat = values.reshape(g, -1)
+    covers, _ = _region_covers(values, levels, kappa)
+    covers_f = covers.astype(np.float64)
+    n_tokens = flat.shape[1]
+    cap = max(1, int(math.floor(max_fraction * n_tokens)))
+    target = mass * flat.sum(axis=1)
+    excess = flat - flat.mean(axis=1, keepdims=True)
+    selected = np.zeros((g, n_tokens), dtype=bool)
+    done = np.zeros(g, dtype=bool)
+    rows = np.arange(g)
+    for _ in range(covers.shape[2]):
+        # marginal score: the excess mass of the tokens a region would add, so a coarse region never
+        # re-earns the score of the fine region already taken inside it
+        gain = np.matmul(np.where(selected, 0.0, excess)[:, None, :], covers_f)[:, 0]
+        best = gain.argmax(axis=1)  # first of equal gains = finer level
+        done |= gain[rows, best] <= 0
+        if done.all():
             break
-        new = covers[best] & ~selected
-        n_new, room = int(new.sum()), cap - int(selected.sum())
-        if n_new > room:
-            candidates = np.flatnonzero(new)
-            selected[candidates[np.argsort(-flat[candidates], kind="stable")[:room]]] = True
-            break
+        new = covers[rows, :, best] & ~selected & ~done[:, None]
+        room = cap - selected.sum(axis=1)
+        overflow = new.sum(axis=1) > room
+        if overflow.any():
+            # a region that overflows the cap contributes only its most salient new tokens
+            order = np.argsort(np.where(new, -flat, np.inf), axis=1, kind="stable")
+            rank = np.empty_like(order)
+            np.put_along_axis(rank, order, np.arange(n_tokens)[None].repeat(g, 0), axis=1)
+            new = np.where(overflow[:, None], new & (rank < room[:, None]), new)
         selected |= new
-        if flat[selected].sum() >= target:
-            break
-    if not selected.any():
-        selected[int(np.argmax(flat))] = True
-    return selected.reshape(values.shape)
+        done |= overflow | ((flat * selected).sum(axis=1) >= target)
+    empty = ~selected.any(axis=1)
+    selected[empty, flat[empty].argmax(axis=1)] = True
+    return torch.from_numpy(selected.reshape(g, height, width))
 
 
 def sguf_select(saliency: Tensor, levels: int = 3, kappa: float = 0.5, mass: float = 0.5,
@@ -145,8 +176,9 @@ def sguf_select(saliency: Tensor, levels: int = 3, kappa: float = 0.5, mass: flo
     contributes only its most salient new tokens up to the cap, and selection stops there or as soon
     as M holds ``mass`` of the total saliency.
     """
-    mask = sguf_mask(_as_numpy(saliency), levels, kappa, mass, max_fraction)
-    return torch.from_numpy(mask).to(saliency.device)
+    if saliency.dim() != 2:
+        raise ValueError(f"saliency must be an [h, w] grid, got shape {tuple(saliency.shape)}")
+    return sguf_select_batched(saliency[None], levels, kappa, mass, max_fraction)[0].to(saliency.device)
 
 
 def random_select(shape: tuple[int, int], count: int, generator: torch.Generator) -> Tensor:
@@ -168,15 +200,32 @@ def inverse_select(saliency: Tensor, count: int) -> Tensor:
 
 def select_critical(saliency: Tensor, method: str, levels: int = 3, kappa: float = 0.5, mass: float = 0.5,
                     max_fraction: float = 0.25, generator: torch.Generator | None = None) -> Tensor:
-    """M for one image by ``kawhi.regions``: sguf, or random / inverse with as many tokens as SGUF picks."""
+    """M for one [h, w] image by ``kawhi.regions``: sguf, or random / inverse with as many tokens as SGUF picks."""
+    generators = [generator] if generator is not None else None
+    return select_critical_batched(saliency[None], method, levels, kappa, mass, max_fraction,
+                                   generators)[0].to(saliency.device)
+
+
+def select_critical_batched(saliency: Tensor, method: str, levels: int = 3, kappa: float = 0.5,
+                            mass: float = 0.5, max_fraction: float = 0.25,
+                            generators: list[torch.Generator] | None = None) -> Tensor:
+    """``select_critical`` for G same-shaped grids [G, h, w] -> BoolTensor [G, h, w] on the CPU.
+
+    ``random`` needs one seeded generator per grid.
+    """
     if method not in REGION_METHODS:
         raise ValueError(f"kawhi.regions must be one of {REGION_METHODS}, got '{method}'")
-    mask = sguf_select(saliency, levels, kappa, mass, max_fraction)
+    masks = sguf_select_batched(saliency, levels, kappa, mass, max_fraction)
     if method == "sguf":
-        return mask
-    count = int(mask.sum())
+        return masks
+    counts = masks.flatten(1).sum(dim=1)
+    shape = tuple(saliency.shape[1:])
     if method == "inverse":
-        return inverse_select(saliency, count)
-    if generator is None:
-        raise ValueError("regions 'random' needs a seeded torch.Generator")
-    return random_select(tuple(saliency.shape), count, generator).to(saliency.device)
+        # the |M| least salient tokens: rank ascending (stable), keep rank < |M|
+        flat = saliency.detach().to(device="cpu", dtype=torch.float64).flatten(1)
+        order = torch.sort(flat, dim=1, stable=True).indices
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(flat.shape[1]).expand_as(order))
+        return (rank < counts[:, None]).view(-1, *shape)
+    if generators is None or len(generators) != saliency.shape[0]:
+        raise ValueError("regions 'random' needs one seeded torch.Generator per image")
+    return torch.stack([random_select(shape, int(c), gen) for c, gen in zip(counts.tolist(), generators)])

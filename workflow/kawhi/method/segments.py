@@ -78,6 +78,41 @@ def segment_ids(pieces: Sequence[str], granularity: str = "paragraph", delimiter
     raise ValueError(f"kawhi.granularity must be one of {GRANULARITIES}, got '{granularity}'")
 
 
+def batch_segment_ids(pieces: Sequence[Sequence[str]], valid: Tensor, granularity: str = "paragraph",
+                      delimiter: str = "\n\n") -> Tensor:
+    """[B, T] segment ids for a batch (0..S_b-1 per row on valid tokens, -1 on padding), in a few
+    tensor ops for the whole batch: the rows' valid pieces are laid end to end and every row start
+    counts as one more cut, so one searchsorted + one renumbering serves all rows."""
+    batch, width = valid.shape
+    valid_cpu = valid.bool().cpu()
+    keep = valid_cpu.tolist()
+    kept = [[p for p, k in zip(row, ks) if k] for row, ks in zip(pieces, keep)]
+    seg = torch.full((batch, width), -1, dtype=torch.long)
+    counts = valid_cpu.sum(dim=1)
+    if int(counts.sum()) == 0:
+        return seg
+    if granularity == "token":
+        rank = torch.cumsum(valid_cpu.long(), dim=1) - 1
+        return torch.where(valid_cpu, rank, -1)
+    if granularity != "paragraph":
+        raise ValueError(f"kawhi.granularity must be one of {GRANULARITIES}, got '{granularity}'")
+    lengths = torch.tensor([len(p) for row in kept for p in row], dtype=torch.long)
+    starts = torch.cumsum(lengths, 0) - lengths
+    cuts, offset = [], 0
+    for row in kept:
+        text = "".join(row)
+        cuts.append(offset)  # a row start is a cut: segments never span rows
+        cuts.extend(offset + e for e in delimiter_ends(text, delimiter))
+        offset += len(text)
+    raw = torch.searchsorted(torch.tensor(cuts, dtype=torch.long), starts, right=True)
+    global_ids = torch.unique_consecutive(raw, return_inverse=True)[1]
+    row_of = torch.repeat_interleave(torch.arange(batch), counts)
+    first = torch.full((batch,), 0, dtype=torch.long).scatter_reduce(0, row_of, global_ids, "amin",
+                                                                      include_self=False)
+    seg[valid_cpu] = global_ids - first[row_of]
+    return seg
+
+
 def segment_texts(pieces: Sequence[str], ids: Tensor) -> list[str]:
     """The text of each segment (its tokens' pieces joined), for display."""
     texts = [""] * (int(ids.max()) + 1 if ids.numel() else 0)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 
@@ -24,6 +23,11 @@ def _grid(values: Tensor | np.ndarray, name: str) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"{name} must be an [h, w] grid, got shape {array.shape}")
     return array
+
+
+def _printable(text: str) -> str:
+    """Model output can hold control characters the font lacks; show them as a middle dot."""
+    return "".join(c if c.isprintable() or c == "\n" else "\u00b7" for c in text)
 
 
 def render_rollout(image: Image.Image, saliency: Tensor, mask: Tensor, segments: list[str],
@@ -47,14 +51,16 @@ def render_rollout(image: Image.Image, saliency: Tensor, mask: Tensor, segments:
     height, width = rgb.shape[:2]
     extent = (0, width, height, 0)  # grid cells stretched over the picture
 
-    lines = [textwrap.wrap(s.strip(), WRAP_CHARS) or [""] for s in segments]
+    lines = [textwrap.wrap(_printable(s.strip()), WRAP_CHARS) or [""] for s in segments]
     n_lines = sum(len(block) + 1 for block in lines)
     fig = plt.figure(figsize=(12, max(4.0, 0.22 * n_lines + 1.0)))
     ax_img = fig.add_axes((0.02, 0.08, 0.38, 0.84))
     ax_txt = fig.add_axes((0.42, 0.02, 0.56, 0.92))
     ax_img.imshow(rgb)
-    peak = heat.max() if heat.max() > 0 else 1.0
-    ax_img.imshow(heat / peak, cmap="inferno", alpha=0.5, extent=extent, interpolation="nearest", vmin=0, vmax=1)
+    # min-max scaled: attention over visual tokens is often nearly flat, and the contrast is what matters
+    spread = heat.max() - heat.min()
+    scaled = (heat - heat.min()) / spread if spread > 0 else np.zeros_like(heat)
+    ax_img.imshow(scaled, cmap="inferno", alpha=0.45, extent=extent, interpolation="nearest", vmin=0, vmax=1)
     if region.any():
         # contour at 0.5 of the zero-padded, 8x-upsampled mask: crisp lines along cell borders that
         # close at the image edge
@@ -65,7 +71,7 @@ def render_rollout(image: Image.Image, saliency: Tensor, mask: Tensor, segments:
         ax_img.contour(xs, ys, fine, levels=[0.5], colors="cyan", linewidths=2)
         ax_img.set_xlim(0, width)
         ax_img.set_ylim(height, 0)
-    ax_img.set_title(f"saliency, critical tokens {int(region.sum())}/{region.size}", fontsize=9)
+    ax_img.set_title(f"saliency (min-max scaled), critical tokens {int(region.sum())}/{region.size}", fontsize=9)
     ax_img.axis("off")
 
     low = min(weights + [0.999])
@@ -81,11 +87,11 @@ def render_rollout(image: Image.Image, saliency: Tensor, mask: Tensor, segments:
         y -= len(block)
         ax_txt.add_patch(plt.Rectangle((0, y - 0.3), 1, top - y + 0.1, color=cmap(norm(w)), alpha=0.6, lw=0))
         for i, line in enumerate(block):
-            ax_txt.text(0.01, top - i - 0.75, line, fontsize=8, family="monospace", va="baseline")
+            ax_txt.text(0.01, top - i - 0.75, line, fontsize=8, family="monospace", va="baseline", parse_math=False)
         ax_txt.text(0.99, top - 0.75, f"w={w:.2f}", fontsize=8, ha="right", va="baseline", weight="bold")
         y -= 1
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_printable(title), fontsize=10, parse_math=False)
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

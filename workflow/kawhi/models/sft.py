@@ -7,9 +7,10 @@ pairs: the prompt is ``prompts.build_messages`` (the format every later stage us
 the reference target, and the loss covers the completion only (TRL's ``completion_only_loss``).
 
 Targets: ``prompts.format_target(solution, answer)`` -- reasoning paragraphs, then the boxed answer
--- except for yes/no (MME-style) rows, whose target is the bare "Yes"/"No": MME is scored from the
-first answer token (head identification reads it), so the model must answer first, as the real
-Qwen-VL models do under MME's "Please answer yes or no." instruction.
+-- except for yes/no (MME-style) rows, whose target puts the bare "Yes"/"No" first and the solution's
+fact paragraphs after it: MME is scored from the first answer word (head identification reads the
+first token), so the model must answer first, as the real Qwen-VL models do under MME's "Please
+answer yes or no." instruction; the facts after it still teach perception.
 
 After training, greedy generation on held-out test rows, graded by the suite's own ``is_correct``,
 gives the accuracy per suite of the untrained and the warm-started model; both go into sft.json.
@@ -93,9 +94,13 @@ def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def target_text(row: dict[str, Any]) -> str:
     """The completion SFT teaches (see the module docstring for the yes/no case)."""
+    answer = str(row["answer"]).strip()
     if is_yes_no(row):
-        return str(row["answer"]).strip()
-    return format_target(row.get("solution") or "", str(row["answer"]))
+        # Answer first (MME reads the first word), then the facts behind it: perceptual supervision
+        # that a one-word target would not give.
+        paragraphs = [p.strip() for p in (row.get("solution") or "").split("\n\n") if p.strip()]
+        return "\n\n".join([answer] + paragraphs)
+    return format_target(row.get("solution") or "", answer)
 
 
 def sft_example(row: dict[str, Any]) -> dict[str, Any]:

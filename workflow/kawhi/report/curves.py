@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from kawhi.report.output import save_figure
-from kawhi.report.results import RunEntry, reward_curve
+from kawhi.report.manifest import RunEntry
+from kawhi.report.results import reward_curve
 from kawhi.report.tables import ALGO_LABELS, method_label
 
 

@@ -19,7 +19,8 @@ from typing import Any, Callable
 from kawhi.atomic import write_json
 from kawhi.provenance import provenance
 from kawhi.report.output import save_figure
-from kawhi.report.results import EvalEntry, ReportInputError, manifest_json, read_jsonl
+from kawhi.report.manifest import EvalEntry, ReportInputError, manifest_json
+from kawhi.report.results import read_jsonl
 from kawhi.report.tables import benchmark_label
 
 log = logging.getLogger(__name__)

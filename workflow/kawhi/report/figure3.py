@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from kawhi.report.output import save_figure
-from kawhi.report.results import ReportInputError, read_json
+from kawhi.report.manifest import ReportInputError
+from kawhi.report.results import read_json
 
 ABLATION_COLUMNS = ("head", "total", "drop")
 

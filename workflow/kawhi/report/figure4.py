@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from kawhi.report.output import save_figure
-from kawhi.report.results import EvalEntry, ReportInputError, load_scores
+from kawhi.report.manifest import EvalEntry, ReportInputError
+from kawhi.report.results import load_scores
 from kawhi.report.tables import benchmark_label, method_label
 
 

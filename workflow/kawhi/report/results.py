@@ -13,16 +13,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from kawhi.report.manifest import (  # noqa: F401  (re-exported: the report modules read both here)
-    BASE_ROW,
-    EvalEntry,
-    HeadsEntry,
-    ReportInputError,
-    RunEntry,
-    manifest_json,
-    parse_manifest,
-    samples_path,
-)
+from kawhi.report.manifest import EvalEntry, ReportInputError
 
 
 def read_json(path: str | Path) -> dict[str, Any]:

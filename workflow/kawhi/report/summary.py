@@ -16,7 +16,8 @@ import pandas as pd
 from kawhi.atomic import write_json, write_text
 from kawhi.provenance import provenance
 from kawhi.report.output import markdown_table
-from kawhi.report.results import BASE_ROW, EvalEntry, ReportInputError, load_scores, manifest_json
+from kawhi.report.manifest import BASE_ROW, EvalEntry, ReportInputError, manifest_json
+from kawhi.report.results import load_scores
 from kawhi.report.tables import ALGO_LABELS, benchmark_label
 
 

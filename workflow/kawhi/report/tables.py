@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from kawhi.report.output import latex_escape, latex_table, markdown_table, write_table_files
-from kawhi.report.results import BASE_ROW, EvalEntry, ReportInputError, load_scores
+from kawhi.report.manifest import BASE_ROW, EvalEntry, ReportInputError
+from kawhi.report.results import load_scores
 
 AVG = "Avg"
 

@@ -95,25 +95,20 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
 
 
 def load_policy(model_dir: str | Path):
-    """(model, processor) of the starting policy, through the models stage's loader when it exists."""
-    try:
-        from kawhi.models.load import load_model
-    except ModuleNotFoundError:
-        load_model = None
-    if load_model is not None:
-        loaded = load_model(model_dir)
-        if isinstance(loaded, tuple):
-            return loaded[0], loaded[1]
-        return loaded, _load_processor(model_dir)
-    from transformers import AutoModelForImageTextToText
+    """(model, processor) of the starting policy via the models stage's loader, processor padded on the left.
 
-    return AutoModelForImageTextToText.from_pretrained(model_dir), _load_processor(model_dir)
+    TRL left-pads prompts and, when it loads a processor itself, loads it with ``padding_side="left"``;
+    it relies on that when it re-runs the processor for ``mm_token_type_ids``. A processor padded on the
+    right would misalign those ids with the prompt tokens whenever prompts differ in length (the
+    Qwen-VL M-RoPE index then fails with a shape mismatch), so the side is set here.
+    """
+    from kawhi.models.load import load_model
 
-
-def _load_processor(model_dir: str | Path):
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(model_dir)
+    model, processor = load_model(model_dir)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"
+    return model, processor
 
 
 # ---- resume -----------------------------------------------------------------------------------------

@@ -14,7 +14,15 @@ which the trainer already computes in a forward pass, so no extra policy forward
   has happened since generation), i.e. the rollout's policy snapshot.
 
 Either way the weighted advantages are stored in the buffered batch, so later iterations over the same
-rollouts (``num_iterations``) reuse them instead of recomputing from a moved policy. TRL's
+rollouts (``num_iterations``) reuse them instead of recomputing from a moved policy.
+
+GSPO needs one more step. With a sequence-level ratio s_i, TRL's loss has the gradient
+-(mean_t A_{i,t}) * s_i * grad(mean_t log p_t): token advantages that average to A_i (as KAWHI's do)
+change nothing. GSPO's own paper defines GSPO-token for token-level advantages,
+s_{i,t} = sg[s_i] * p_t / sg[p_t] (same value as s_i, per-token gradient). With KAWHI on a
+sequence-level run, the trainer runs TRL's token-level path on log-probs rewritten to that form
+(``gspo_token_logps``), so clipping still acts on s_i and the gradient becomes
+-s_i * A_{i,t} * grad log p_t. With uniform weights this equals GSPO's gradient (tested). TRL's
 ``_compute_loss`` accepts (B, T) advantages as is, so with KAWHI disabled (variant ``baseline``) nothing
 here runs and the loss is TRL's own, bit for bit.
 """
@@ -42,12 +50,21 @@ class _KawhiAdvantages(GRPOTrainer):
         self._capture_for: dict[str, Any] | None = None  # batch whose advantages the next forward must weight
         self._rollout_capture = False
         self._rollout_captured = None
+        self._loss_inputs: dict[str, Any] | None = None
+        self._gspo_token = False
         super().__init__(*args, **kwargs)
         self.kawhi = kawhi if kawhi is not None else KawhiSettings(enabled=False)
         self.kawhi_heads = tuple(int(h) for h in heads)
         if self.kawhi.enabled and not self.kawhi_heads:
             raise ValueError("KAWHI is enabled but no vision-critical heads were given: pass --heads "
                              "critical_heads.json with a non-empty 'heads' list (or use the baseline variant)")
+        # GSPO + KAWHI: TRL's token path on GSPO-token log-probs (see the module docstring)
+        self._gspo_token = bool(self.kawhi.enabled) and self.importance_sampling_level == "sequence"
+        if self._gspo_token:
+            if self.beta != 0.0:
+                raise ValueError("KAWHI with a sequence-level ratio (GSPO) runs as GSPO-token, which rewrites the "
+                                 "log-probs the KL term would read: set algorithms.<algo>.beta to 0")
+            self.importance_sampling_level = "token"
         self.gallery_size = int(gallery_size)
         self.gallery: list[dict[str, Any]] = []  # the latest KAWHI rollouts, for the report's gallery
 
@@ -74,13 +91,27 @@ class _KawhiAdvantages(GRPOTrainer):
     def _compute_loss(self, model, inputs):
         needs_weights = self.kawhi_active and inputs["advantages"].dim() == 1
         self._capture_for = inputs if needs_weights else None
+        self._loss_inputs = inputs
         try:
             return super()._compute_loss(model, inputs)
         finally:
             self._capture_for = None
+            self._loss_inputs = None
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args: Any,
                                            **kwargs: Any):
+        result = self._logps_with_capture(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+        loss_inputs = self._loss_inputs
+        if self._gspo_token and loss_inputs is not None:
+            self._loss_inputs = None  # only the policy forward of this loss
+            mask = loss_inputs["completion_mask"]
+            if "tool_mask" in loss_inputs:
+                mask = mask * loss_inputs["tool_mask"]
+            logps, *rest = result
+            result = (gspo_token_logps(logps, loss_inputs.get("old_per_token_logps"), mask), *rest)
+        return result
+
+    def _logps_with_capture(self, model, input_ids, attention_mask, logits_to_keep, *args: Any, **kwargs: Any):
         target = self._capture_for
         rollout = self._rollout_capture and self._rollout_captured is None and model is self.model
         if target is None and not rollout:
@@ -145,6 +176,21 @@ class _KawhiAdvantages(GRPOTrainer):
                 "pixel_values": _sample_pixels(batch, i),
             })
         self.gallery = rows
+
+
+def gspo_token_logps(logps: Tensor, old_logps: Tensor | None, mask: Tensor) -> Tensor:
+    """Per-token log-probs whose token-level ratio is GSPO-token's s_{i,t} = sg[s_i] * p_t / sg[p_t].
+
+    Value: old_t + sg[log s_i] with log s_i the masked mean log-ratio of the sequence, so
+    exp(value - old_t) = s_i for every token (clipping acts on the sequence ratio, as in GSPO);
+    gradient: that of log p_t alone. ``old_logps`` None means on-policy (TRL then uses the detached
+    log-probs as old ones, and so does this).
+    """
+    detached = logps.detach()
+    old = detached if old_logps is None else old_logps
+    mask = mask.to(logps.dtype)
+    log_s = ((detached - old) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+    return logps - detached + (old + log_s)
 
 
 def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:

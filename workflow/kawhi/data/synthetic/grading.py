@@ -132,6 +132,14 @@ def _is_wrong(key: str, attrs: dict[str, Any], truth: dict[str, dict[str, Any]])
     return any(truth[key].get(name) != value for name, value in attrs.items())
 
 
+def suite_of(row: dict[str, Any]) -> str:
+    """The row's suite: its ``suite`` column, else ``benchmark`` (an evaluation samples line)."""
+    name = row.get("suite") or row.get("benchmark")
+    if not name:
+        raise KeyError(f"row {row.get('id')!r} names no suite (neither 'suite' nor 'benchmark' is set)")
+    return str(name)
+
+
 def _row_facts(row: dict[str, Any]) -> dict[str, Any]:
     facts = row["facts"]
     try:
@@ -144,7 +152,7 @@ def misread_facts(row: dict[str, Any], response: str) -> list[str]:
     """Keys of the facts the response states wrongly ("top left", "red bar", "blue at point 3", ...),
     each once, in order of first appearance."""
     truth = _truth(_row_facts(row))
-    wrong = [key for key, attrs in stated_facts(row["suite"], response) if _is_wrong(key, attrs, truth)]
+    wrong = [key for key, attrs in stated_facts(suite_of(row), response) if _is_wrong(key, attrs, truth)]
     return list(dict.fromkeys(wrong))
 
 
@@ -194,7 +202,7 @@ def is_correct(row: dict[str, Any], response: str) -> bool:
     letter, or the last number, as ``answers.extract_answer`` finds it) names the gold option by letter
     or text. Anything else: ``answers.is_equivalent``.
     """
-    spec = get_suite(row["suite"])
+    spec = get_suite(suite_of(row))
     if spec.yes_no:
         return yes_no_answer(response) == str(row["answer"]).strip().lower()
     options = [str(o) for o in (row.get("options") if row.get("options") is not None else [])]
@@ -204,7 +212,7 @@ def is_correct(row: dict[str, Any], response: str) -> bool:
 
 
 def _gives_final_answer(row: dict[str, Any], response: str) -> bool:
-    if get_suite(row["suite"]).yes_no:
+    if get_suite(suite_of(row)).yes_no:
         return yes_no_answer(response) is not None
     return extract_boxed(response) is not None or re.search(r"answer\s*(?:is|:)", response, _FLAGS) is not None
 
@@ -221,7 +229,7 @@ def classify_error(row: dict[str, Any], response: str) -> str:
         return "correct"
     if not reasoning_paragraphs(response):
         return "AO"
-    stated = stated_facts(row["suite"], response)
+    stated = stated_facts(suite_of(row), response)
     if misread_facts(row, response):
         return "VP"
     steps = equations(response)

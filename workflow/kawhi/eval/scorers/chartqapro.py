@@ -14,7 +14,6 @@ describes.
 from __future__ import annotations
 
 import ast
-import re
 from typing import Any
 
 from kawhi.data.answers import extract_answer
