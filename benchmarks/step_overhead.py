@@ -71,7 +71,6 @@ def step_times(model_dir: Path, data: Path, variant: str, steps: int, heads: lis
 
 def loss_path_times(model_dir: Path, data: Path, heads: list[int], out: Path, reps: int) -> dict[str, list[float]]:
     """Forward + backward of the loss on one fixed rollout batch, the two variants interleaved."""
-    import torch
     from transformers import set_seed
 
     trainers = {v: _trainer(model_dir, data, v, 1, heads, out / v) for v in ("baseline", "kawhi")}

@@ -137,5 +137,5 @@ def test_batched_weights_equal_row_by_row(rows, lam):
         n_pad[i, : len(n)] = n
     batched = harmonic_weights_batched(a_pad, n_pad, lam=lam)
     for i, (a, n) in enumerate(cases):
-        torch.testing.assert_close(batched[i, : len(a)], harmonic_weights(a, n, lam=lam), atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(batched[i, : len(a)], harmonic_weights(a, n, lam=lam), atol=1e-9, rtol=1e-9)
         assert bool((batched[i, len(a):] == 1).all())

@@ -79,13 +79,13 @@ def test_sft_command_reads_settings_json(tiny_model_factory, suite_factory, tmp_
 
 @pytest.mark.slow
 def test_warm_start_beats_untrained_and_chance(tiny_model_factory, suite_factory, tmp_path):
-    """The default recipe, on the suite the tiny model learns fastest (MME-style yes/no)."""
+    """The default recipe on one grid suite (the fastest learnt: ~65% after 300 steps when measured)."""
     from kawhi.models.sft import SFTSettings, train_sft
 
-    train = suite_factory("mme_synth", "train", n=300)
-    test = suite_factory("mme_synth", "test", n=60)
-    settings = SFTSettings(max_steps=150, batch_size=16, eval_limit=120)
+    train = suite_factory("shapes_count", "train", n=600)
+    test = suite_factory("shapes_count", "test", n=60)
+    settings = SFTSettings(max_steps=300, batch_size=16, learning_rate=3e-3, eval_limit=60)
     record = train_sft(tiny_model_factory("qwen2_5_vl"), [train], tmp_path / "sft", settings, test_files=[test])
-    row = record["accuracy"]["mme_synth"]
+    row = record["accuracy"]["shapes_count"]
     assert row["warmstarted"] > row["untrained"]
-    assert row["warmstarted"] > row["chance"] + 5
+    assert row["warmstarted"] > row["chance"] + 10

@@ -1,5 +1,6 @@
 """Algorithm presets -> trl.GRPOConfig, and the GPU launch line (built and checked on CPU)."""
 
+import copy
 import sys
 
 import pytest
@@ -43,6 +44,7 @@ def test_gspo_preset(config, tmp_path):
 
 
 def test_every_key_is_config(config, tmp_path):
+    config = copy.deepcopy(config)
     config["algorithms"]["dapo"]["epsilon_high"] = 0.3
     kw = grpo_config_kwargs(_settings(config, "dapo", learning_rate=5e-5, temperature=0.7), tmp_path)
     assert kw["epsilon_high"] == 0.3 and kw["temperature"] == 0.7

@@ -94,3 +94,16 @@ def test_pixels_to_images_inverts_the_processor(tiny_model_factory):
         assert np.abs(np.asarray(rebuilt[0]).astype(int) - expected).mean() < 2.0
         flipped = np.asarray(image.transpose(Image.FLIP_LEFT_RIGHT)).astype(int)
         assert np.abs(np.asarray(rebuilt[1]).astype(int) - flipped).mean() < 2.0
+
+
+@pytest.mark.parametrize("variant", ["kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token"])
+def test_ablation_variants_train(variant, config, tiny_model_factory, suite_factory, heads_file, tmp_path):
+    settings = train_settings(config, "qwen25vl-tiny", "grpo", variant)
+    settings["training"].update({**TINY, "max_steps": 1, "gallery_size": 0})
+    record = train_run(tiny_model_factory("qwen2_5_vl"), settings, heads_file,
+                       [suite_factory("shapes_count", "train", n=8)], tmp_path)
+    assert record["steps"] == 1 and record["variant"] == variant
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert "kawhi/weight_mean" in line
+    if variant == "kawhi-token":  # every token is its own segment
+        assert line["kawhi/n_segments"] == pytest.approx(line["completions/mean_length"], rel=1e-6)

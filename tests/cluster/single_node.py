@@ -82,14 +82,37 @@ PartitionName={PARTITION} Nodes={node_name} Default=YES MaxTime=INFINITE State=U
 CGROUP_CONF = "CgroupPlugin=cgroup/v1\nIgnoreSystemd=yes\n"
 
 
+SYSTEM_CONF_DIR = Path("/etc/slurm")
+
+
 @dataclass
 class SingleNodeSlurm:
+    """The cluster's config goes to /etc/slurm (any existing files are kept aside and put back on stop):
+    `srun` inside a batch job looks for the config there, whatever SLURM_CONF the submitter had."""
+
     state: Path
     pids: dict[str, int] = field(default_factory=dict)
+    conf_dir: Path = SYSTEM_CONF_DIR
+    _saved: dict[Path, bytes | None] = field(default_factory=dict)
 
     @property
     def conf_path(self) -> Path:
-        return self.state / "slurm.conf"
+        return self.conf_dir / "slurm.conf"
+
+    def _install(self, name: str, text: str) -> None:
+        path = self.conf_dir / name
+        if path not in self._saved:
+            self._saved[path] = path.read_bytes() if path.exists() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def _restore(self) -> None:
+        for path, content in self._saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
+        self._saved.clear()
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, SLURM_CONF=str(self.conf_path))
@@ -100,8 +123,8 @@ class SingleNodeSlurm:
             raise ClusterUnavailable("starting slurmctld/slurmd/munged needs root")
         for sub in ("ctld", "d", "munge"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(slurm_conf(self.state, _node_line()))
-        (self.state / "cgroup.conf").write_text(CGROUP_CONF)
+        self._install("slurm.conf", slurm_conf(self.state, _node_line()))
+        self._install("cgroup.conf", CGROUP_CONF)
         self._start_munge()
         self._start("slurmctld", ["slurmctld", "-D", "-f", str(self.conf_path)])
         self._start("slurmd", ["slurmd", "-D", "-f", str(self.conf_path)])
@@ -180,3 +203,4 @@ class SingleNodeSlurm:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        self._restore()

@@ -148,7 +148,8 @@ class QKCapture:
     globally); ``layers`` is "all" or a list of decoder layer indices. Every forward pass inside the
     block appends one chunk per layer; ``captured()`` concatenates chunks along the batch axis, so a
     trainer that runs its forward in micro-batches gets one batch back. ``clear()`` drops what was
-    recorded (e.g. before a gradient-checkpointing recompute would record the same batch twice).
+    recorded. Call ``backward()`` after the block: a gradient-checkpointing recompute inside it would
+    record the same batch a second time.
     """
 
     def __init__(self, model: nn.Module, heads: Sequence[int], layers: Sequence[int] | str = "all"):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -266,7 +265,3 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     write_json(out / "done.json", record)
     return record
 
-
-def environment_summary() -> dict[str, Any]:
-    """Threads and offline flags this process runs with (logged at start; CPU runs share few cores)."""
-    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")}

@@ -29,7 +29,6 @@ here runs and the loss is TRL's own, bit for bit.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Sequence
 
 import torch
@@ -38,8 +37,6 @@ from trl import GRPOTrainer
 
 from kawhi.config import KawhiSettings
 from kawhi.train.dynamic_sampling import DynamicSamplingMixin
-
-log = logging.getLogger(__name__)
 
 
 class _KawhiAdvantages(GRPOTrainer):
@@ -140,8 +137,9 @@ class _KawhiAdvantages(GRPOTrainer):
 
         advantages = batch["advantages"]
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-        # Texts and grids for the gallery are cheap (already decoded); the latest batch's replace the previous.
-        want_gallery = self.gallery_size > 0
+        # The gallery shows the last step's rollouts: only the last generation batch pays for texts and grids.
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        want_gallery = self.gallery_size > 0 and self.state.global_step >= self.args.max_steps - generate_every
         seed = int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 7919
         result = completion_weights(
             captured, input_ids, batch.get("image_grid_thw"), batch["completion_mask"], batch["completion_ids"],
@@ -158,15 +156,19 @@ class _KawhiAdvantages(GRPOTrainer):
 
     def _remember_gallery(self, batch: dict[str, Any], result, advantages: Tensor) -> None:
         tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-        prompts = tokenizer.batch_decode(batch["prompt_ids"], skip_special_tokens=False)
-        responses = tokenizer.batch_decode(batch["completion_ids"] * batch["completion_mask"],
-                                           skip_special_tokens=True)
+        n = batch["completion_ids"].shape[0]
+        # Prefer rollouts the figure can say something about: several segments, a non-zero advantage.
+        order = sorted(range(n), key=lambda i: (result.stats[i]["n_segments"] <= 1, float(advantages[i]) == 0.0, i))
         rows = []
-        for i in range(min(len(responses), self.gallery_size)):
+        for i in order[: self.gallery_size]:
+            prompt = tokenizer.decode(batch["prompt_ids"][i][batch["prompt_mask"][i].bool()], skip_special_tokens=False)
+            response = tokenizer.decode(batch["completion_ids"][i][batch["completion_mask"][i].bool()],
+                                        skip_special_tokens=True)
             rows.append({
                 "step": int(self.state.global_step) + 1,
-                "prompt": prompts[i].replace(tokenizer.pad_token, "") if tokenizer.pad_token else prompts[i],
-                "response": responses[i],
+                "row": i,
+                "prompt": prompt,
+                "response": response,
                 "advantage": float(advantages[i]),
                 "saliency": [g.tolist() for g in result.saliency[i]],
                 "mask": [m.int().tolist() for m in result.masks[i]],

@@ -1,8 +1,8 @@
 """bars_lookup (chart-style): a bar chart of 3-4 coloured bars with values 1..4 on grid lines.
 
-Questions: read one bar (lookup), name the tallest bar (arg-max), the difference of two bars, and
-the sum of two bars. Answers are uniform over the options where the option set is fixed (lookup,
-arg-max, difference); the sum uses four consecutive numbers. Chance 25%.
+Questions, easy to hard: name the colour of the leftmost bar (a colour read, no height), name the
+tallest bar (arg-max; it stands at least two steps above every other bar), read one bar (lookup), and
+the difference of two bars. Answers are uniform over the four options of each type. Chance 25%.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import random
 
 from kawhi.data.render import render_bars
-from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec, number_options
+from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec
 
 COLORS = ("red", "green", "blue", "yellow")
-QUESTION_TYPES = (QuestionType("lookup", 4), QuestionType("argmax", 4), QuestionType("difference", 4),
-                  QuestionType("sum", 4))
+QUESTION_TYPES = (QuestionType("leftmost", 4), QuestionType("argmax", 4), QuestionType("lookup", 4),
+                  QuestionType("difference", 4))
 
 
 def _chart(rng: random.Random, fixed: dict[str, int]) -> list[tuple[int, str, int]]:
@@ -41,10 +41,22 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
         bars = _chart(rng, {color: v})
         question = f"What is the value of the {color} bar?"
         answer, options, steps = str(v), ["1", "2", "3", "4"], [_bars_sentence(bars, (color,))]
+    elif qtype.name == "leftmost":
+        color = rng.choice(COLORS)
+        bars = _chart(rng, {color: rng.randint(1, 4)})
+        first = min(s for s, _, _ in bars)
+        # Swap colours so that the asked colour stands in the leftmost occupied slot.
+        other = next(c for s, c, _ in bars if s == first)
+        swap = {color: other, other: color}
+        bars = sorted((s, swap.get(c, c), v) for s, c, v in bars)
+        question = "What colour is the leftmost bar?"
+        answer, options = color, list(COLORS)
+        steps = [_bars_sentence(bars), f"Leftmost: {color}."]
     elif qtype.name == "argmax":
-        color, top = rng.choice(COLORS), rng.randint(2, 4)
+        # A clear winner: the tallest bar is two or more steps above the rest (coarse heights only).
+        color, top = rng.choice(COLORS), rng.randint(3, 4)
         bars = _chart(rng, {color: top})
-        bars = [(s, c, v if c == color else rng.randint(1, top - 1)) for s, c, v in bars]
+        bars = [(s, c, v if c == color else rng.randint(1, top - 2)) for s, c, v in bars]
         question = "Which bar is the tallest?"
         answer, options = color, list(COLORS)
         steps = [_bars_sentence(bars), f"Tallest: {color}."]
@@ -56,13 +68,6 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
         question = f"How much taller is the {a} bar than the {b} bar?"
         answer, options = str(d), ["0", "1", "2", "3"]
         steps = [_bars_sentence(bars, (a, b)), f"{vb + d} - {vb} = {d}."]
-    elif qtype.name == "sum":
-        a, b = rng.sample(COLORS, 2)
-        va, vb = rng.randint(1, 4), rng.randint(1, 4)
-        bars = _chart(rng, {a: va, b: vb})
-        question = f"What is the {a} bar plus the {b} bar?"
-        answer, options = str(va + vb), number_options(rng, va + vb, low=2)
-        steps = [_bars_sentence(bars, (a, b)), f"{va} + {vb} = {va + vb}."]
     else:
         raise ValueError(f"bars_lookup has no question type {qtype.name!r}")
     image, boxes = render_bars(bars, image_size, rng)
@@ -75,8 +80,8 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
 SPEC = SuiteSpec(
     name="bars_lookup",
     kind="chart",
-    description="Bar chart of 3-4 coloured bars (values 1..4): value lookup, tallest bar, difference "
-                "and sum of two bars (4 options).",
+    description="Bar chart of 3-4 coloured bars (values 1..4): colour of the leftmost bar, tallest bar, "
+                "value lookup, difference of two bars (4 options).",
     question_types=QUESTION_TYPES,
     sample=sample,
 )

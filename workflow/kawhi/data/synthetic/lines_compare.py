@@ -1,7 +1,8 @@
 """lines_compare (chart-style): a red and a blue line over points 1..4, values 1..4.
 
-Questions: which line is higher at a point (2 options), at which point one line peaks (arg-max, 4
-options), and how far apart the lines are at a point (difference, 4 options). Answers are uniform
+Questions: which line is higher at a point (2 options; the lines are two or more steps apart there),
+at which point one line peaks (arg-max, 4 options; the peak stands two or more steps above the line's
+other points), and how far apart the lines are at a point (difference, 4 options; fine heights). Answers are uniform
 over the options; chance is the mean over the three types, (50 + 25 + 25) / 3 = 33.3%.
 """
 
@@ -37,15 +38,15 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
     if qtype.name == "higher_at":
         x, winner = rng.randint(1, POINTS), rng.choice(COLORS)
         loser = next(c for c in COLORS if c != winner)
-        low = rng.randint(1, 3)
-        lines[loser][x - 1], lines[winner][x - 1] = low, rng.randint(low + 1, 4)
+        low = rng.randint(1, 2)
+        lines[loser][x - 1], lines[winner][x - 1] = low, rng.randint(low + 2, 4)
         question = f"At point {x}, which line is higher?"
         answer, options = winner, list(COLORS)
         steps = [_point_sentence(lines, x), f"Higher: {winner}."]
     elif qtype.name == "argmax":
         color, x = rng.choice(COLORS), rng.randint(1, POINTS)
-        top = rng.randint(2, 4)
-        lines[color] = [top if i == x - 1 else rng.randint(1, top - 1) for i in range(POINTS)]
+        top = rng.randint(3, 4)
+        lines[color] = [top if i == x - 1 else rng.randint(1, top - 2) for i in range(POINTS)]
         question = f"At which point is the {color} line highest?"
         answer, options = str(x), [str(i) for i in range(1, POINTS + 1)]
         steps = [_line_sentence(lines, color), f"Highest: point {x}."]

@@ -2,8 +2,11 @@
 
 Four of MME's perception subtasks, under MME's names: existence, count, position, color. As in MME,
 both questions of a picture belong to one subtask and share its ``question_id``; MME's score counts
-a picture's acc+ only when both are right. Pictures are 2x2 grids of 1-4 shapes whose
-(colour, shape) pairs are distinct, so "the red circle" always names one object.
+a picture's acc+ only when both are right. Pictures are 2x2 grids of 1-4 shapes of distinct
+colours, so "the red circle" always names one object and its colour alone identifies it; the No of an
+existence pair names a colour absent from the picture. Every answer is thus decidable from the cells'
+colours (and, for count, the number of filled cells): a one-glance fact, since the model must commit
+to Yes/No before it states any fact.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ _SIDES = {"left": ("top left", "bottom left"), "right": ("top right", "bottom ri
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 
 
-def _scene(rng: random.Random) -> Cells:
-    kinds = rng.sample(list(itertools.product(COLORS, SHAPES)), rng.randint(1, 4))
+def _scene(rng: random.Random, max_shapes: int = 4) -> Cells:
+    kinds = [(c, rng.choice(SHAPES)) for c in rng.sample(COLORS, rng.randint(1, max_shapes))]
     positions = rng.sample(list(GRID_POSITIONS), len(kinds))
     cells: Cells = {p: None for p in GRID_POSITIONS}
     for p, kind in zip(positions, kinds):
@@ -37,7 +40,7 @@ def _questions(rng: random.Random, category: str, cells: Cells) -> list[tuple[st
     present = objects(cells)
     position, color, shape = rng.choice(present)
     if category == "existence":
-        absent = [k for k in itertools.product(COLORS, SHAPES) if k not in {(c, s) for _, c, s in present}]
+        absent = [k for k in itertools.product(COLORS, SHAPES) if k[0] not in {c for _, c, _ in present}]
         ac, ash = rng.choice(absent)
         return [(f"Is there a {color} {shape} in the picture?", "Yes", f"{color.capitalize()} {shape}: {position}."),
                 (f"Is there a {ac} {ash} in the picture?", "No", f"{ac.capitalize()} {ash}: none.")]
@@ -60,7 +63,8 @@ def _questions(rng: random.Random, category: str, cells: Cells) -> list[tuple[st
 
 
 def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Item]:
-    cells = _scene(rng)
+    # An existence No needs a colour that is absent, so those pictures hold at most three shapes.
+    cells = _scene(rng, max_shapes=3 if qtype.name == "existence" else 4)
     image, facts, key = grid_facts(cells, image_size, rng)
     listing = cells_sentence(cells, with_shape=True)
     return [Item(q, a, [], f"{listing}\n\n{conclusion}", qtype.name, facts, image, key)
