@@ -89,3 +89,16 @@ def test_warm_start_beats_untrained_and_chance(tiny_model_factory, suite_factory
     row = record["accuracy"]["shapes_count"]
     assert row["warmstarted"] > row["untrained"]
     assert row["warmstarted"] > row["chance"] + 10
+
+
+def test_suite_weights_repeat_or_subsample_a_suites_rows():
+    from kawhi.models.sft import weight_rows
+
+    rows = [{"suite": "a", "i": i} for i in range(10)] + [{"suite": "b", "i": i} for i in range(4)]
+    weighted = weight_rows(rows, {"a": 0.5, "b": 2})
+    assert sum(r["suite"] == "a" for r in weighted) == 5
+    assert sum(r["suite"] == "b" for r in weighted) == 8
+    assert weighted == weight_rows(rows, {"a": 0.5, "b": 2})          # seeded
+    assert weight_rows(rows, {}) == rows
+    with pytest.raises(ValueError, match="nope"):
+        weight_rows(rows, {"nope": 1})

@@ -81,6 +81,17 @@ def check_backend(backend: str) -> None:
                                           + "; ".join(missing) + ". Use --backend hf (eval.backend: hf) here.")
 
 
+def vllm_parallelism(n_gpus: int) -> dict[str, int]:
+    """vLLM arguments for a job granted ``n_gpus``: one model sharded over all of them (tensor parallel).
+
+    The paper's models (7B, 4B) fit one 80 GB GPU, but sharding still speeds up a single evaluation job;
+    data parallelism would need one engine per GPU, which lm-eval's vllm-vlm does not run.
+    """
+    if n_gpus < 1:
+        raise BackendUnavailableError("eval backend 'vllm' needs at least one GPU in this job")
+    return {"tensor_parallel_size": n_gpus}
+
+
 def build_lm(model_dir: str | Path, backend: str, batch_size: int, max_new_tokens: int, seed: int = 0):
     """The lm-eval model object for ``model_dir``: HFMultimodalLM, or VLLM_VLM on GPU."""
     check_backend(backend)
@@ -88,8 +99,10 @@ def build_lm(model_dir: str | Path, backend: str, batch_size: int, max_new_token
         from lm_eval.models.vllm_vlms import VLLM_VLM
 
         # vLLM schedules its own batches ("auto"); greedy decoding makes the seed matter only for ties.
+        from kawhi.gpu import job_gpu_count
+
         return VLLM_VLM(pretrained=str(model_dir), batch_size="auto", max_gen_toks=max_new_tokens,
-                        dtype="auto", seed=seed)
+                        dtype="auto", seed=seed, **vllm_parallelism(job_gpu_count()))
     import torch
     from lm_eval.models.hf_vlms import HFMultimodalLM
 

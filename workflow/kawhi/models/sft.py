@@ -45,6 +45,7 @@ class SFTSettings:
     eval_limit: int = 100
     eval_batch_size: int = 32
     eval_untrained: bool = True
+    suite_weights: dict[str, float] | None = None  # suite -> share multiplier of its train rows (default 1)
     seed: int = 0
 
     @classmethod
@@ -237,6 +238,7 @@ def train_sft(model_dir: str | Path, train_files: Sequence[str | Path], out_dir:
         record["untrained"] = heldout_accuracy(model, processor, test_rows, max_new_tokens,
                                                settings.eval_batch_size)
 
+    train_rows = weight_rows(train_rows, settings.suite_weights or {}, settings.seed)
     random.Random(settings.seed).shuffle(train_rows)
     dataset = Dataset.from_list([sft_example(r) for r in train_rows])
     model.train()
@@ -262,6 +264,27 @@ def train_sft(model_dir: str | Path, train_files: Sequence[str | Path], out_dir:
         write_json(tmp / "sft.json", record)
     log.info("SFT done in %.0f s: %s", record["wall_time_s"], record.get("accuracy"))
     return record
+
+
+def weight_rows(rows: list[dict[str, Any]], weights: dict[str, float], seed: int = 0) -> list[dict[str, Any]]:
+    """Each suite's rows repeated ``weights[suite]`` times (default 1; a fraction takes a seeded sample).
+
+    Sampling weights per suite: the suites differ in how many steps their perception needs, and
+    SFT shuffles all rows together, so a weight sets a suite's share of the steps.
+    """
+    import random
+
+    unknown = sorted(set(weights) - {r["suite"] for r in rows})
+    if unknown:
+        raise ValueError(f"sft.suite_weights names suites without train rows: {unknown}")
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for suite in dict.fromkeys(r["suite"] for r in rows):
+        mine = [r for r in rows if r["suite"] == suite]
+        weight = float(weights.get(suite, 1.0))
+        whole, frac = int(weight), weight - int(weight)
+        out += mine * whole + rng.sample(mine, round(frac * len(mine)))
+    return out
 
 
 def _heldout_rows(test_files: Sequence[str | Path], limit: int) -> list[dict[str, Any]]:

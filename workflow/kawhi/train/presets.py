@@ -15,15 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kawhi.gpu import GPUUnavailableError  # noqa: F401 (re-exported: raised for bf16/vLLM on CPU)
 from kawhi.config import AlgorithmSettings
 
 # AlgorithmSettings fields that are not GRPOConfig arguments (DAPO extras we implement ourselves).
 _NOT_GRPO_CONFIG = {"name", "dynamic_sampling", "dynamic_sampling_max_tries", "overlong_punishment",
                     "overlong_buffer", "learning_rate"}
-
-
-class GPUUnavailableError(RuntimeError):
-    """A GPU-only setting (bf16, vLLM) was requested on a machine without CUDA."""
 
 
 def algorithm_from_settings(settings: dict[str, Any]) -> AlgorithmSettings:

@@ -46,7 +46,8 @@ def _questions(rng: random.Random, category: str, cells: Cells) -> list[tuple[st
                 (f"Is there a {ac} {ash} in the picture?", "No", f"{ac.capitalize()} {ash}: none.")]
     if category == "count":
         n = len(present)
-        wrong = rng.choice([m for m in range(1, 5) if m != n])
+        # The false count is two or more away: a coarse "few or many" judgement, not an exact count.
+        wrong = rng.choice([m for m in range(1, 5) if abs(m - n) >= 2])
         return [(f"Are there {n} shapes in the picture?", "Yes", f"Shapes: {n}."),
                 (f"Are there {wrong} shapes in the picture?", "No", f"Shapes: {n}.")]
     if category == "position":
