@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 class SFTSettings:
     """The ``sft`` config block (defaults equal the schema's), plus the seed."""
 
-    max_steps: int = 300
+    max_steps: int = 2000
     learning_rate: float = 3e-3
-    batch_size: int = 16
+    batch_size: int = 4
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     eval_limit: int = 100

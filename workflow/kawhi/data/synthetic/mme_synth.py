@@ -4,7 +4,7 @@ Four of MME's perception subtasks, under MME's names: existence, count, position
 both questions of a picture belong to one subtask and share its ``question_id``; MME's score counts
 a picture's acc+ only when both are right. Pictures are 2x2 grids of 1-4 shapes of distinct
 colours, so "the red circle" always names one object and its colour alone identifies it; the No of an
-existence pair names a colour absent from the picture. Every answer is thus decidable from the cells'
+existence or color pair names a colour absent from the picture. Every answer is thus decidable from the cells'
 colours (and, for count, the number of filled cells): a one-glance fact, since the model must commit
 to Yes/No before it states any fact.
 """
@@ -56,7 +56,8 @@ def _questions(rng: random.Random, category: str, cells: Cells) -> list[tuple[st
         return [(f"Is the {color} {shape} on the {side} side of the picture?", "Yes", where),
                 (f"Is the {color} {shape} on the {_OPPOSITE[side]} side of the picture?", "No", where)]
     if category == "color":
-        other = rng.choice([c for c in COLORS if c != color])
+        # The false colour is absent from the picture (as existence's No): the answer is one colour read.
+        other = rng.choice([c for c in COLORS if c not in {c2 for _, c2, _ in present}])
         what = f"{position.capitalize()}: {color} {shape}."
         return [(f"Is the shape in the {position} {color}?", "Yes", what),
                 (f"Is the shape in the {position} {other}?", "No", what)]
@@ -64,8 +65,8 @@ def _questions(rng: random.Random, category: str, cells: Cells) -> list[tuple[st
 
 
 def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Item]:
-    # An existence No needs a colour that is absent, so those pictures hold at most three shapes.
-    cells = _scene(rng, max_shapes=3 if qtype.name == "existence" else 4)
+    # An existence or color No needs a colour that is absent, so those pictures hold at most three shapes.
+    cells = _scene(rng, max_shapes=3 if qtype.name in ("existence", "color") else 4)
     image, facts, key = grid_facts(cells, image_size, rng)
     listing = cells_sentence(cells, with_shape=True)
     return [Item(q, a, [], f"{listing}\n\n{conclusion}", qtype.name, facts, image, key)
