@@ -53,6 +53,10 @@ def _rollouts(trainer, n_prompts=2):
     batch["completion_ids"] = torch.tensor([ids] * n)
     batch["completion_mask"] = torch.ones(n, len(ids), dtype=torch.long)
     batch["num_items_in_batch"] = batch["completion_mask"].sum()
+    # the completions were replaced, so log-probs recorded for the sampled ones (num_iterations > 1, as in
+    # the GSPO preset) no longer fit: drop them, and TRL takes the current ones as the old policy's
+    for key in ("old_per_token_logps", "sampling_per_token_logps", "ref_per_token_logps"):
+        batch.pop(key, None)
     # rows 0-1 and 2-3 share prompt and response: advantages must not cancel within a pair
     batch["advantages"] = torch.tensor([1.0, -0.25, 0.5, -2.0][:n])
     return batch

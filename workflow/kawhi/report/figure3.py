@@ -55,7 +55,7 @@ def plot_figure3(results: list[HeadsResult]):
     for ax, result in zip(axes.flat, results):
         how = "" if result.selected_by == "threshold" else f", top-{len(result.heads)} fallback"
         title = f"{result.model}: critical heads {result.heads}{how}"
-        plot_ablation(ax, result.ablation, result.baseline, result.threshold, title)
+        plot_ablation(ax, result.ablation, result.baseline, result.threshold, title, selected=result.heads)
     for ax in list(axes.flat)[len(results):]:
         ax.set_visible(False)
     fig.tight_layout()
