@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from collections import defaultdict
@@ -10,7 +11,7 @@ from typing import Any, Iterable, Sequence
 from kawhi.data.prompts import OPTION_LETTERS
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """One benchmark's scoring. Subclasses set ``primary`` and implement ``score_sample``; the default
     ``aggregate`` is the mean score in percent as ``accuracy``."""
 
@@ -21,8 +22,9 @@ class Scorer:
         self.name = name
         self.judge = judge
 
+    @abc.abstractmethod
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """``{"extracted": ..., "score": float in [0, 1], ...}`` for one response to ``row``."""
 
     def aggregate(self, rows: list[dict[str, Any]], scored: list[dict[str, Any]]) -> dict[str, float]:
         check_lengths(rows, scored)
