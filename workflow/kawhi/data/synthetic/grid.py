@@ -15,6 +15,17 @@ from kawhi.data.render import GRID_POSITIONS, SHAPES, render_grid
 Cells = dict[str, tuple[str, str] | None]
 
 
+def colors_with(rng: random.Random, palette: Sequence[str], wanted: dict[str, int], fill_max: int,
+                min_total: int = 1) -> list[str]:
+    """The colours of a scene with exactly ``wanted`` counts plus up to ``fill_max`` shapes of the
+    palette's other colours (at least ``min_total`` shapes in all)."""
+    others = [c for c in palette if c not in wanted]
+    base = [c for c, n in wanted.items() for _ in range(n)]
+    low = max(0, min_total - len(base))
+    extra = rng.randint(low, max(low, fill_max))
+    return base + [rng.choice(others) for _ in range(extra)]
+
+
 def place(rng: random.Random, colors: Sequence[str], shapes: Sequence[str] = SHAPES) -> Cells:
     """Put one shape of each listed colour into a random distinct cell (at most four)."""
     if len(colors) > len(GRID_POSITIONS):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 
-from kawhi.data.synthetic.grid import cells_sentence, count, count_sentence, grid_facts, objects, place
+from kawhi.data.synthetic.grid import (cells_sentence, colors_with, count, count_sentence, grid_facts, objects,
+                                       place)
 from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec, number_options
 
 COLORS = ("red", "green", "blue")
@@ -29,8 +30,7 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
     elif qtype.name == "product":
         color = rng.choice(COLORS)
         k, value = rng.randint(1, 3), rng.randint(2, 4)
-        others = [c for c in COLORS if c != color]
-        cells = place(rng, [color] * k + [rng.choice(others) for _ in range(rng.randint(0, 4 - k))])
+        cells = place(rng, colors_with(rng, COLORS, {color: k}, fill_max=4 - k))
         answer = k * value
         question = (f"Each {color} shape is worth {value} points and other shapes are worth nothing. "
                     f"How many points are in the picture?")
@@ -38,8 +38,7 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
     elif qtype.name == "remaining":
         color = rng.choice(COLORS)
         k, price = rng.randint(1, 3), rng.randint(1, 3)
-        others = [c for c in COLORS if c != color]
-        cells = place(rng, [color] * k + [rng.choice(others) for _ in range(rng.randint(0, 4 - k))])
+        cells = place(rng, colors_with(rng, COLORS, {color: k}, fill_max=4 - k))
         cost = k * price
         coins = cost + rng.randint(0, 5)
         answer = coins - cost

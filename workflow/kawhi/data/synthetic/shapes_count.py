@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import random
 
-from kawhi.data.synthetic.grid import cells_sentence, count_sentence, grid_facts, place
+from kawhi.data.synthetic.grid import cells_sentence, colors_with, count_sentence, grid_facts, place
 from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec
 
 COLORS = ("red", "green", "blue")
 QUESTION_TYPES = (QuestionType("total", 4), QuestionType("color_count", 4), QuestionType("difference", 4))
-
-
-def _colors_with(rng: random.Random, wanted: dict[str, int], fill_max: int, min_total: int = 1) -> list[str]:
-    """The colours of a scene with exactly ``wanted`` counts plus up to ``fill_max`` other-colour shapes."""
-    others = [c for c in COLORS if c not in wanted]
-    base = [c for c, n in wanted.items() for _ in range(n)]
-    low = max(0, min_total - len(base))
-    extra = rng.randint(low, max(low, fill_max))
-    return base + [rng.choice(others) for _ in range(extra)]
 
 
 def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Item]:
@@ -34,7 +25,7 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
     elif qtype.name == "color_count":
         color = rng.choice(COLORS)
         k = rng.randint(0, 3)
-        cells = place(rng, _colors_with(rng, {color: k}, fill_max=4 - k))
+        cells = place(rng, colors_with(rng, COLORS, {color: k}, fill_max=4 - k))
         question = f"How many {color} shapes are in the picture?"
         answer, options = k, ["0", "1", "2", "3"]
         steps = [count_sentence(color, k)]
@@ -43,7 +34,7 @@ def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Ite
         d = rng.randint(0, 3)
         nb = rng.randint(0, (4 - d) // 2)
         na = nb + d
-        cells = place(rng, _colors_with(rng, {a: na, b: nb}, fill_max=4 - na - nb))
+        cells = place(rng, colors_with(rng, COLORS, {a: na, b: nb}, fill_max=4 - na - nb))
         question = f"How many more {a} shapes than {b} shapes are in the picture?"
         answer, options = d, ["0", "1", "2", "3"]
         steps = [f"{count_sentence(a, na)} {count_sentence(b, nb)}", f"{na} - {nb} = {d}."]
