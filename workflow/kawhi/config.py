@@ -177,9 +177,10 @@ def train_settings(config: dict[str, Any], model: str, algo: str, variant: str) 
     """Everything one training run depends on; its hash is the run's config hash."""
     training = {k: v for k, v in config["training"].items() if k != "resources"}
     algorithm = dataclasses.asdict(algorithm_settings(config, algo))
-    lr = config["variants"][variant].get("learning_rate") or algorithm.pop("learning_rate") or training["learning_rate"]
-    algorithm.pop("learning_rate", None)
-    training["learning_rate"] = lr
+    # the most specific learning rate wins: variant, then algorithm preset, then the training block
+    algorithm_lr = algorithm.pop("learning_rate")
+    training["learning_rate"] = (config["variants"][variant].get("learning_rate") or algorithm_lr
+                                 or training["learning_rate"])
     return {
         "model": model,
         "arch": config["models"][model]["arch"],

@@ -55,9 +55,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"--settings are for {settings['algorithm']['name']}/{settings['variant']} but the command "
                          f"asks for {args.algo}/{args.variant}")
     distributed = settings["training"].get("distributed", "none")
-    from kawhi.train.launch import build_launch_command, check_launch, visible_gpus
+    from kawhi.gpu import cuda_device_count, job_gpu_count
+    from kawhi.train.launch import build_launch_command, check_launch
 
-    n_gpus = args.n_gpus if args.n_gpus is not None else visible_gpus()
+    n_gpus = args.n_gpus if args.n_gpus is not None else job_gpu_count()
     if distributed != "none" and n_gpus > 1 and "LOCAL_RANK" not in os.environ:
         # The parent process only launches: the same arguments, with the settings pinned, under accelerate.
         argv = ["--model", args.model, "--algo", args.algo, "--variant", args.variant, "--data", *args.data,
@@ -67,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.heads:
             argv += ["--heads", args.heads]
         command = build_launch_command(argv, n_gpus, distributed)
-        check_launch(command, visible_gpus())
+        check_launch(command, cuda_device_count())
         log.info("launching: %s", " ".join(command[:8]) + " ...")
         return subprocess.run(command, check=False).returncode
 

@@ -60,12 +60,3 @@ def check_launch(command: Sequence[str], n_gpus_available: int, repo_root: str |
     config = Path(repo_root) / command[command.index("--config_file") + 1]
     if not config.exists():
         raise LaunchError(f"accelerate config {config} does not exist")
-
-
-def visible_gpus() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # no CUDA runtime at all
-        return 0

@@ -31,9 +31,9 @@ def algorithm_from_settings(settings: dict[str, Any]) -> AlgorithmSettings:
 def check_device_settings(training: dict[str, Any], cuda_available: bool | None = None) -> None:
     """Fail early and clearly when the config asks for GPU-only features on a CPU machine."""
     if cuda_available is None:
-        import torch
+        from kawhi.gpu import cuda_device_count
 
-        cuda_available = torch.cuda.is_available()
+        cuda_available = cuda_device_count() > 0
     if cuda_available:
         return
     wanted = [key for key in ("bf16", "use_vllm") if training.get(key)]
