@@ -102,3 +102,19 @@ def test_suite_weights_repeat_or_subsample_a_suites_rows():
     assert weight_rows(rows, {}) == rows
     with pytest.raises(ValueError, match="nope"):
         weight_rows(rows, {"nope": 1})
+
+
+def test_step_stream_runs_the_first_phase_then_the_mix():
+    from kawhi.models.sft import SFTSettings, step_stream
+
+    rows = [{"suite": "a", "i": i} for i in range(3)] + [{"suite": "b", "i": i} for i in range(5)]
+    plain = step_stream(rows, SFTSettings(max_steps=7, batch_size=2))
+    assert len(plain) == 14
+    assert {r["suite"] for r in plain[:8]} == {"a", "b"}          # one seeded pass holds every row
+    phased = step_stream(rows, SFTSettings(max_steps=7, batch_size=2, first_suites=["a"], first_steps=3))
+    assert len(phased) == 14
+    assert [r["suite"] for r in phased[:6]] == ["a"] * 6           # 3 steps x 2 rows of suite a only
+    assert {r["suite"] for r in phased[6:]} == {"a", "b"}
+    assert phased == step_stream(rows, SFTSettings(max_steps=7, batch_size=2, first_suites=["a"], first_steps=3))
+    with pytest.raises(ValueError, match="first_suites"):
+        step_stream(rows, SFTSettings(max_steps=2, batch_size=2, first_suites=["c"], first_steps=1))

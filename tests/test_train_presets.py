@@ -46,8 +46,11 @@ def test_gspo_preset(config, tmp_path):
 def test_every_key_is_config(config, tmp_path):
     config = copy.deepcopy(config)
     config["algorithms"]["dapo"]["epsilon_high"] = 0.3
-    kw = grpo_config_kwargs(_settings(config, "dapo", learning_rate=5e-5, temperature=0.7), tmp_path)
+    kw = grpo_config_kwargs(_settings(config, "dapo", learning_rate=5e-5, temperature=0.7,
+                                      lr_scheduler_type="constant"), tmp_path)
     assert kw["epsilon_high"] == 0.3 and kw["temperature"] == 0.7
+    assert kw["lr_scheduler_type"] == "constant"
+    assert grpo_config_kwargs(_settings(config, "grpo"), tmp_path)["lr_scheduler_type"] == "linear"  # schema default
 
 
 def test_gpu_only_settings_fail_clearly_on_cpu():

@@ -46,6 +46,8 @@ class SFTSettings:
     eval_batch_size: int = 32
     eval_untrained: bool = True
     suite_weights: dict[str, float] | None = None  # suite -> share multiplier of its train rows (default 1)
+    first_suites: list[str] | None = None  # suites of the first phase (None: no first phase)
+    first_steps: int = 0                   # steps of the first phase
     seed: int = 0
 
     @classmethod
@@ -196,6 +198,7 @@ def _sft_config(settings: SFTSettings, output_dir: Path):
         dataloader_num_workers=0,
         disable_tqdm=False,
         remove_unused_columns=False,
+        train_sampling_strategy="sequential",  # step_stream already holds the seeded order, phases included
     )
 
 
@@ -213,8 +216,6 @@ def train_sft(model_dir: str | Path, train_files: Sequence[str | Path], out_dir:
     Returns the sft.json record: settings, loss curve, wall time, and per-suite held-out accuracy of
     the untrained and the trained model on ``test_files`` (``settings.eval_limit`` rows per suite).
     """
-    import random
-
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTTrainer
@@ -239,8 +240,10 @@ def train_sft(model_dir: str | Path, train_files: Sequence[str | Path], out_dir:
                                                settings.eval_batch_size)
 
     train_rows = weight_rows(train_rows, settings.suite_weights or {}, settings.seed)
-    random.Random(settings.seed).shuffle(train_rows)
-    dataset = Dataset.from_list([sft_example(r) for r in train_rows])
+    stream = step_stream(train_rows, settings)
+    record["n_first_phase_rows"] = min(settings.first_steps, settings.max_steps) * settings.batch_size \
+        if settings.first_suites else 0
+    dataset = Dataset.from_list([sft_example(r) for r in stream])
     model.train()
     with tempfile.TemporaryDirectory(prefix="kawhi-sft-") as scratch:
         trainer = SFTTrainer(model=model, args=_sft_config(settings, Path(scratch)),
@@ -285,6 +288,36 @@ def weight_rows(rows: list[dict[str, Any]], weights: dict[str, float], seed: int
         whole, frac = int(weight), weight - int(weight)
         out += mine * whole + rng.sample(mine, round(frac * len(mine)))
     return out
+
+
+def step_stream(rows: list[dict[str, Any]], settings: SFTSettings) -> list[dict[str, Any]]:
+    """The rows of every step in order, ``max_steps * batch_size`` of them (a seeded shuffle per pass).
+
+    With ``first_suites``, the first ``first_steps`` steps draw only from those suites, the rest from
+    all rows: the grid suites teach per-cell colour reading, which every other suite builds on, and
+    in the mix from step 0 each suite's perception starts later (docs/curriculum_feedback.md).
+    """
+    import random
+
+    rng = random.Random(settings.seed)
+    total = settings.max_steps * settings.batch_size
+
+    def passes(pool: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while len(out) < n:
+            order = list(pool)
+            rng.shuffle(order)
+            out += order
+        return out[:n]
+
+    first: list[dict[str, Any]] = []
+    if settings.first_suites:
+        pool = [r for r in rows if r["suite"] in set(settings.first_suites)]
+        missing = sorted(set(settings.first_suites) - {r["suite"] for r in pool})
+        if missing:
+            raise ValueError(f"sft.first_suites names suites without train rows: {missing}")
+        first = passes(pool, min(settings.first_steps, settings.max_steps) * settings.batch_size)
+    return first + passes(rows, total - len(first))
 
 
 def _heldout_rows(test_files: Sequence[str | Path], limit: int) -> list[dict[str, Any]]:

@@ -54,6 +54,7 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "data_seed": int(settings["seed"]),
         "max_steps": int(training["max_steps"]),
         "learning_rate": float(training["learning_rate"]),
+        "lr_scheduler_type": str(training.get("lr_scheduler_type", "linear")),
         "per_device_train_batch_size": int(training["per_device_train_batch_size"]),
         "gradient_accumulation_steps": int(training.get("gradient_accumulation_steps", 1)),
         "num_generations": int(training["num_generations"]),
