@@ -110,3 +110,12 @@ def test_unknown_benchmark_is_named():
     with pytest.raises(KeyError, match="no scorer for benchmark 'nope'"):
         get_scorer("nope")
     assert {"mathvista", "wemath", "chartmimic", "mme", "shapes_count"} <= set(scorer_names())
+
+
+def test_mathvision_accuracy_per_level():
+    scorer = get_scorer("mathvision")
+    rows = [{"id": "1", "answer": "3", "level": 1}, {"id": "2", "answer": "4", "level": 1},
+            {"id": "3", "answer": "5", "level": 2}]
+    scored = [scorer.score_sample(r, t) for r, t in zip(rows, ["\\boxed{3}", "\\boxed{5}", "\\boxed{5}"])]
+    assert scorer.aggregate(rows, scored) == {"accuracy": pytest.approx(200 / 3),
+                                              "accuracy_level_1": 50.0, "accuracy_level_2": 100.0}

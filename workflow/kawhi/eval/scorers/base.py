@@ -13,10 +13,13 @@ from kawhi.data.prompts import OPTION_LETTERS
 
 class Scorer(abc.ABC):
     """One benchmark's scoring. Subclasses set ``primary`` and implement ``score_sample``; the default
-    ``aggregate`` is the mean score in percent as ``accuracy``."""
+    ``aggregate`` is the mean score in percent as ``accuracy``, plus, when ``group_column`` is set, the
+    mean per value of that row column as ``<group_prefix>_<value>``."""
 
     primary: str = "accuracy"
     yes_no: bool = False
+    group_column: str | None = None
+    group_prefix: str = "accuracy"
 
     def __init__(self, name: str, judge=None) -> None:
         self.name = name
@@ -28,7 +31,10 @@ class Scorer(abc.ABC):
 
     def aggregate(self, rows: list[dict[str, Any]], scored: list[dict[str, Any]]) -> dict[str, float]:
         check_lengths(rows, scored)
-        return {"accuracy": mean_percent(s["score"] for s in scored)}
+        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
+        if self.group_column is not None:
+            metrics.update(grouped_percent([r.get(self.group_column) for r in rows], scored, self.group_prefix))
+        return metrics
 
     def describe(self) -> dict[str, Any]:
         """What the result JSON records as ``scorer`` (and whether a judge was used)."""

@@ -17,7 +17,7 @@ import ast
 from typing import Any
 
 from kawhi.data.answers import extract_answer
-from kawhi.eval.scorers.base import Scorer, anls, as_list, check_lengths, grouped_percent, mean_percent, require
+from kawhi.eval.scorers.base import Scorer, anls, as_list, require
 
 EXACT_TYPES = ("Multi Choice", "Fact Checking")
 
@@ -75,6 +75,7 @@ def chartqapro_score(target: str, prediction: str, question_type: str, year_flag
 
 class ChartQAProScorer(Scorer):
     primary = "accuracy"
+    group_column = "Question Type"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "Answer", "Question Type")
@@ -86,9 +87,3 @@ class ChartQAProScorer(Scorer):
         pred = ("" if pred is None else pred).strip(".").strip("\n")
         score = chartqapro_score(target, pred, str(row["Question Type"]), as_list(row.get("Year")))
         return {"extracted": pred, "score": score}
-
-    def aggregate(self, rows, scored) -> dict[str, float]:
-        check_lengths(rows, scored)
-        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
-        metrics.update(grouped_percent([r.get("Question Type") for r in rows], scored, "accuracy"))
-        return metrics

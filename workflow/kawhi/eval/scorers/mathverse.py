@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from kawhi.data.answers import extract_answer, is_equivalent
-from kawhi.eval.scorers.base import Scorer, check_lengths, grouped_percent, mean_percent, require
+from kawhi.eval.scorers.base import Scorer, require
 
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-H])[:.)]\s*(.+?)\s*$", re.MULTILINE)
 
@@ -28,6 +28,7 @@ def embedded_options(question: str) -> list[str]:
 
 class MathVerseScorer(Scorer):
     primary = "accuracy"
+    group_column = "problem_version"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "answer", "question_type")
@@ -42,9 +43,3 @@ class MathVerseScorer(Scorer):
             return {"extracted": pred, "score": float(pred is not None and pred.strip("()").upper() == gold.upper())}
         pred = extract_answer(response)
         return {"extracted": pred, "score": float(is_equivalent(pred, gold))}
-
-    def aggregate(self, rows, scored) -> dict[str, float]:
-        check_lengths(rows, scored)
-        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
-        metrics.update(grouped_percent([r.get("problem_version") for r in rows], scored, "accuracy"))
-        return metrics

@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from kawhi.data.answers import extract_answer, is_equivalent, match_option
-from kawhi.eval.scorers.base import Scorer, as_list, check_lengths, grouped_percent, mean_percent, require
+from kawhi.eval.scorers.base import Scorer, as_list, require
 
 
 class MathVisionScorer(Scorer):
     primary = "accuracy"
+    group_column = "level"
+    group_prefix = "accuracy_level"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "answer")
@@ -21,9 +23,3 @@ class MathVisionScorer(Scorer):
         if options:
             return {"extracted": pred, "score": float(match_option(pred, options, gold))}
         return {"extracted": pred, "score": float(is_equivalent(pred, gold))}
-
-    def aggregate(self, rows, scored) -> dict[str, float]:
-        check_lengths(rows, scored)
-        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
-        metrics.update(grouped_percent([r.get("level") for r in rows], scored, "accuracy_level"))
-        return metrics

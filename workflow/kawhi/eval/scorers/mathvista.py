@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kawhi.data.answers import extract_answer
-from kawhi.eval.scorers.base import Scorer, as_list, check_lengths, grouped_percent, letter_options, levenshtein, \
-    mean_percent, require
+from kawhi.eval.scorers.base import Scorer, as_list, letter_options, levenshtein, require
 
 
 def normalise_extracted(extraction: str | None, choices: list[str], question_type: str, answer_type: str,
@@ -43,6 +42,7 @@ def normalise_extracted(extraction: str | None, choices: list[str], question_typ
 
 class MathVistaScorer(Scorer):
     primary = "accuracy"
+    group_column = "question_type"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "answer", "question_type", "answer_type")
@@ -54,9 +54,3 @@ class MathVistaScorer(Scorer):
         pred = normalise_extracted(raw, choices, row["question_type"], row["answer_type"], row.get("precision"))
         gold = str(row["answer"]).strip()
         return {"extracted": pred, "score": float(pred is not None and pred.strip() == gold)}
-
-    def aggregate(self, rows, scored) -> dict[str, float]:
-        check_lengths(rows, scored)
-        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
-        metrics.update(grouped_percent([r.get("question_type") for r in rows], scored, "accuracy"))
-        return metrics
