@@ -19,13 +19,8 @@ STEPS = 15
 
 
 def share_of_e(prompts, completions, **kwargs):
-    out = []
-    for completion in completions:
-        text = completion[0]["content"] if isinstance(completion, list) else completion
-        if not isinstance(text, str):
-            text = " ".join(part.get("text", "") for part in text)
-        out.append(sum(ch in "eE" for ch in text) / max(1, len(text)))
-    return out
+    texts = [rewards.completion_text(c) for c in completions]
+    return [sum(ch in "eE" for ch in text) / max(1, len(text)) for text in texts]
 
 
 def _rewards(model_dir, data, heads, out, learning_rate, config, monkeypatch):
