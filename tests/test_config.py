@@ -39,3 +39,18 @@ def test_train_settings_differ_only_for_their_variant(config_path):
     base = load_config(config_path)
     assert train_settings(config, "qwen25vl-tiny", "grpo", "kawhi") == train_settings(base, "qwen25vl-tiny", "grpo", "kawhi")
     assert train_settings(config, "qwen25vl-tiny", "grpo", "kawhi-kk") != train_settings(base, "qwen25vl-tiny", "grpo", "kawhi-kk")
+
+
+def test_long_warmstart_overlay_changes_only_the_sft_budget(config_path):
+    import yaml
+
+    from kawhi.config import sft_settings
+
+    overlay = yaml.safe_load((config_path.parent / "long-warmstart.yaml").read_text())
+    base, long = load_config(config_path), load_config(config_path, overlay)
+    for model in base["models"]:
+        before, after = sft_settings(base, model), sft_settings(long, model)
+        assert after["max_steps"] > before["max_steps"]
+        assert {k: v for k, v in after.items() if k != "max_steps"} == \
+               {k: v for k, v in before.items() if k != "max_steps"}
+    assert {k: v for k, v in long.items() if k != "sft"} == {k: v for k, v in base.items() if k != "sft"}
