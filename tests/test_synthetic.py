@@ -239,3 +239,21 @@ def test_an_evaluation_samples_line_names_its_suite_by_benchmark():
     assert classify_error(line, format_target(row["solution"], row["answer"])) == "correct"
     with pytest.raises(KeyError, match="names no suite"):
         is_correct({k: v for k, v in line.items() if k != "benchmark"}, "3")
+
+
+@pytest.mark.parametrize("render", ["bars", "lines"])
+def test_chart_background_tells_every_token_square_apart(render):
+    """The position cue of the charts: each of the 4x4 token squares has its own background grey."""
+    import random
+
+    from kawhi.data import render as draw
+
+    size = 64
+    if render == "bars":
+        image, _ = draw.render_bars([], size, random.Random(0))
+    else:
+        image, _ = draw.render_lines({}, size, random.Random(0))
+    # the centre-left pixel of each token square, clear of the grid lines and the axis
+    greys = {(col, row): image.getpixel((16 * col + 3, 16 * row + 8)) for col in range(4) for row in range(4)}
+    assert len(set(greys.values())) == 16
+    assert all(greys[(col, row)] == draw.chart_background(col, row) for col, row in greys)

@@ -4,7 +4,9 @@ Every picture is laid out on a 64-unit canvas and scaled to ``size`` pixels. The
 purpose and aligned to the tiny models' visual tokens: with 8-px patches and a 2x2 spatial merge, a
 64-px image is a 4x4 grid of 16-px tokens, so a grid cell covers 2x2 tokens, a bar slot or a line
 chart's x position one token column, and a chart value step one token row. Small random jitter
-(position, size, shade) keeps two renderings of the same facts from being pixel-identical.
+(position, size, shade) keeps two renderings of the same facts from being pixel-identical. Chart
+backgrounds are shaded per token square (``chart_background``), so a token's content carries its column
+and row.
 
 Each ``render_*`` returns the image and the pixel box of every fact it drew, keyed like the facts, so
 a figure can outline the region a misread fact came from.
@@ -83,7 +85,30 @@ def render_grid(cells: dict[str, tuple[str, str] | None], size: int, rng: random
     return image, boxes
 
 
+# Chart backgrounds: each visual token's square (16 layout units) gets its own light grey, darker to
+# the right and downwards, so a token's content says where it is. The Qwen2.5-VL tower has no absolute
+# position embedding, and "leftmost bar" or "the value at point 3" needs the position: without this cue
+# its tiny model stayed at chance on both chart suites even after 8,000 SFT steps
+# (docs/curriculum_feedback.md, round 4).
+CHART_SHADE_STEP = (14, 6)  # grey drop per token column, per token row
+
+
+def chart_background(col: int, row: int) -> tuple[int, int, int]:
+    """The background grey of the token square in column ``col`` and row ``row`` (0..3 each)."""
+    g = BACKGROUND[0] - 5 - CHART_SHADE_STEP[0] * col - CHART_SHADE_STEP[1] * row
+    return (g, g, g)
+
+
+def _chart_background(draw: ImageDraw.ImageDraw, size: int) -> None:
+    step = CANVAS // 4
+    for col in range(4):
+        for row in range(4):
+            box = (step * col, step * row, step * (col + 1), step * (row + 1))
+            draw.rectangle(_scale(box, size), fill=chart_background(col, row))
+
+
 def _grid_lines(draw: ImageDraw.ImageDraw, size: int, unit: float, base: float) -> None:
+    _chart_background(draw, size)
     for v in range(1, 5):
         y = base - v * unit
         draw.line(_scale((0, y, CANVAS, y), size), fill=GRID_LINE, width=1)
