@@ -90,40 +90,37 @@ def render_grid(cells: dict[str, tuple[str, str] | None], size: int, rng: random
 # position embedding, and "leftmost bar" or "the value at point 3" needs the position: without this cue
 # its tiny model stayed at chance on both chart suites even after 8,000 SFT steps
 # (docs/curriculum_feedback.md, round 4).
+CHART_TOP_LEFT = 250         # grey of the top-left token square
 CHART_SHADE_STEP = (14, 6)  # grey drop per token column, per token row
+BAR_UNIT = 14.5   # layout units per chart value; values 1..4 fill the canvas height
+BAR_BASE = 62.0
 
 
 def chart_background(col: int, row: int) -> tuple[int, int, int]:
     """The background grey of the token square in column ``col`` and row ``row`` (0..3 each)."""
-    g = BACKGROUND[0] - 5 - CHART_SHADE_STEP[0] * col - CHART_SHADE_STEP[1] * row
+    g = CHART_TOP_LEFT - CHART_SHADE_STEP[0] * col - CHART_SHADE_STEP[1] * row
     return (g, g, g)
 
 
-def _chart_background(draw: ImageDraw.ImageDraw, size: int) -> None:
+def _chart_canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """An empty chart: the shaded token squares, the value grid lines and the x axis."""
+    image = Image.new("RGB", (size, size), BACKGROUND)
+    draw = ImageDraw.Draw(image)
     step = CANVAS // 4
     for col in range(4):
         for row in range(4):
             box = (step * col, step * row, step * (col + 1), step * (row + 1))
             draw.rectangle(_scale(box, size), fill=chart_background(col, row))
-
-
-def _grid_lines(draw: ImageDraw.ImageDraw, size: int, unit: float, base: float) -> None:
-    _chart_background(draw, size)
     for v in range(1, 5):
-        y = base - v * unit
+        y = BAR_BASE - v * BAR_UNIT
         draw.line(_scale((0, y, CANVAS, y), size), fill=GRID_LINE, width=1)
-    draw.line(_scale((0, base, CANVAS, base), size), fill=AXIS, width=1)
-
-
-BAR_UNIT = 14.5   # layout units per chart value; values 1..4 fill the canvas height
-BAR_BASE = 62.0
+    draw.line(_scale((0, BAR_BASE, CANVAS, BAR_BASE), size), fill=AXIS, width=1)
+    return image, draw
 
 
 def render_bars(bars: Sequence[tuple[int, str, int]], size: int, rng: random.Random) -> tuple[Image.Image, dict[str, Box]]:
     """A bar chart; ``bars`` holds (slot 0..3, colour, value 1..4). Boxes are keyed "<colour> bar"."""
-    image = Image.new("RGB", (size, size), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    _grid_lines(draw, size, BAR_UNIT, BAR_BASE)
+    image, draw = _chart_canvas(size)
     boxes: dict[str, Box] = {}
     for slot, color, value in bars:
         width = rng.uniform(9, 12)
@@ -139,9 +136,7 @@ def render_lines(lines: dict[str, Sequence[int]], size: int, rng: random.Random)
 
     Boxes are keyed "<colour> at point <x>": the marker of that value.
     """
-    image = Image.new("RGB", (size, size), BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    _grid_lines(draw, size, BAR_UNIT, BAR_BASE)
+    image, draw = _chart_canvas(size)
     boxes: dict[str, Box] = {}
     width = max(1, round(2.5 * size / CANVAS))
     # Each line sits slightly left or right of the column centre, so equal values stay both visible.
