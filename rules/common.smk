@@ -17,7 +17,7 @@ SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compar
 wildcard_constraints:
     model="|".join(config["models"]),
     algo="grpo|dapo|gspo",
-    variant="[a-z]+(-[a-z]+)?",
+    variant="[a-z][a-z0-9]*(-[a-z0-9]+)*",
     suite="|".join(SYNTHETIC_SUITES),
     split="train|test",
 

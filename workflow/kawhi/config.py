@@ -26,6 +26,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SGUFSettings:
+    """SGUF's constants (METHOD.md section 2); ``levels`` .. ``max_fraction`` are legacy (issue 13)."""
+
+    sigma: float = 1.0
+    delta_s: float = 0.5
+    delta_l: float = 30.0
+    beta: float = 0.1
+    skip_ratio: float = 0.7
     levels: int = 3
     kappa: float = 0.5
     mass: float = 0.5
@@ -38,10 +45,15 @@ class KawhiSettings:
 
     enabled: bool = True
     layers: str | tuple[int, ...] = "all"
+    heads: str = "critical"
+    rotary: str = "post"
     regions: str = "sguf"
+    attention_fraction: float = 0.5
     metric: str = "kq"
     granularity: str = "paragraph"
     delimiter: str = "\n\n"
+    tau: float = 0.1
+    normalize: str = "none"
     lam: float = 0.5
     eps: float = 1e-6
     w_min: float = 0.5
@@ -113,6 +125,22 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     for variant in grid["variants"] + grid["ablation_variants"]:
         if variant not in config["variants"]:
             raise ConfigError(f"invalid config at 'grid.variants': unknown variant '{variant}'")
+    for variant in config["variants"]:
+        _check_variant(config, variant)
+
+
+def _check_variant(config: dict[str, Any], variant: str) -> None:
+    """A variant's overrides merged over the kawhi block must be a valid kawhi block."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    kawhi_schema = dict(schema["definitions"]["kawhi_settings"], definitions=schema["definitions"])
+    overrides = {k: v for k, v in config["variants"][variant].items() if k != "learning_rate"}
+    merged = deep_merge(config["kawhi"], overrides)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(kawhi_schema).iter_errors(merged))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path)
+        raise ConfigError(f"invalid config at 'variants.{variant}{'.' + key if key else ''}': {error.message}")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
