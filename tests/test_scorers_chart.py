@@ -70,20 +70,21 @@ def test_anls_is_a_similarity_in_unit_interval(a, b):
 def test_charxiv_descriptive_rules():
     scorer = get_scorer("charxiv_descriptive")
     cases = [("Results", "The title is shown. \\boxed{results}", 1.0), ("1 by 2", "The answer is 1 by 2", 1.0),
-             ("Model A, Model B", "Final answer: Model B, Model A", 1.0), ("0.5", "\\boxed{0.50}", 1.0),
+             ("Model A, Model B", "Final answer: Model A, Model B", 1.0), ("0.5", "\\boxed{0.50}", 1.0),
              ("Not Applicable", "\\boxed{Epoch}", 0.0), ("12", "The answer is 13", 0.0)]
     for gold, response, expected in cases:
         row = {"id": "x", "descriptive_a": gold, "answer": gold}
         assert scorer.score_sample(row, response)["score"] == expected, (gold, response)
 
 
-def test_charxiv_reasoning_accuracy_per_source():
+def test_charxiv_reasoning_accuracy_per_answer_type_and_source():
     scorer = get_scorer("charxiv_reasoning")
-    rows = [{"id": "a", "reasoning_a": "Model A", "reasoning_q_source": 1},
-            {"id": "b", "reasoning_a": "3.25", "reasoning_q_source": 4}]
+    rows = [{"id": "a", "reasoning_a": "Model A", "reasoning_a_type": 1, "reasoning_q_source": 3},
+            {"id": "b", "reasoning_a": "3.25", "reasoning_a_type": 4, "reasoning_q_source": 3}]
     scored = [scorer.score_sample(rows[0], "\\boxed{model a}"), scorer.score_sample(rows[1], "\\boxed{3.2}")]
     m = scorer.aggregate(rows, scored)
     assert m["accuracy"] == 50.0 and m["accuracy_text_in_chart"] == 100.0 and m["accuracy_number_in_general"] == 0.0
+    assert m["accuracy_source_completely_human"] == 50.0
 
 
 def test_chartmimic_code_extraction_and_f1():
