@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 
 from kawhi.eval.scorers import get_scorer
 from kawhi.eval.scorers.base import anls
-from kawhi.eval.scorers.chartmimic import extract_code, f1
+from kawhi.eval.scorers.chartmimic import extract_code
+from kawhi.eval.scorers.chartmimic_metrics import chart_type_f1, color_f1, color_similarity, text_f1
 from kawhi.eval.scorers.chartqa import relaxed_correctness
 from kawhi.eval.scorers.chartqapro import chartqapro_score
 
@@ -87,11 +88,18 @@ def test_charxiv_reasoning_accuracy_per_answer_type_and_source():
     assert m["accuracy_source_completely_human"] == 50.0
 
 
-def test_chartmimic_code_extraction_and_f1():
-    assert extract_code("Here:\n```python\nimport matplotlib\nx=1\n```\nDone") == "import matplotlib\nx=1\n"
+def test_chartmimic_code_extraction_and_official_f1s():
+    assert extract_code("Here:\n```python\nimport matplotlib\nx=1\n```\nDone") == "\nimport matplotlib\nx=1\n"
     assert extract_code("no code here") is None
-    assert f1(["a", "b"], ["a", "b"]) == 1.0 and f1([], []) == 1.0 and f1(["a"], ["b"]) == 0.0
-    assert f1(["a", "a", "b"], ["a"]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    # text_evaluator._calculate_metrics: multiset match, 0 when either side is empty
+    assert text_f1(["a", "b"], ["a", "b"]) == 1.0 and text_f1([], []) == 0.0 and text_f1(["a"], ["b"]) == 0.0
+    assert text_f1(["a"], ["a", "a", "b"]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    # chart_type_evaluator._calculate_metrics: per-type minimum counts
+    assert chart_type_f1({"bar": 2}, {"bar": 1, "plot": 1}) == pytest.approx(0.5)
+    # color_utils.calculate_similarity_single: CIEDE2000 similarity; names by equality
+    assert color_similarity("#FF0000", "#FF0000") == 1.0 and color_similarity("viridis", "#FF0000") == 0.0
+    assert 0.5 < color_similarity("#FF0000", "#EE1111") < 1.0
+    assert color_f1(["bar--#FF0000"], ["bar--#FF0000", "plot--#0000FF"]) == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
 REFERENCE = """import matplotlib.pyplot as plt
@@ -111,7 +119,7 @@ def test_chartmimic_executes_in_the_sandbox_and_scores_low_level():
     recoloured = REFERENCE.replace("#1f77b4", "#ff0000").replace("Sales", "Revenue")
     partial = scorer.score_sample(row, f"```python\n{recoloured}```")
     assert partial["executed"] and partial["layout"] == 1.0 and partial["type"] == 1.0
-    assert partial["color"] == 0.0 and 0.0 < partial["text"] < 1.0
+    assert 0.0 < partial["color"] < 1.0 and partial["text"] == 0.5  # ticks dropped: title and x label remain
     broken = scorer.score_sample(row, "```python\nimport matplotlib.pyplot as plt\nplt.plot(undefined)\n```")
     assert not broken["executed"] and broken["score"] == 0.0 and "NameError" in broken["error"]
     no_code = scorer.score_sample(row, "I cannot draw this.")
