@@ -48,7 +48,7 @@ def gold_letters(gold: str, options: list[str]) -> frozenset[str] | None:
     return frozenset(letters) or None
 
 
-def predicted_letters(extraction: str | None, options: list[str]) -> frozenset[str]:
+def predicted_letters(extraction: str | None) -> frozenset[str]:
     if not extraction:
         return frozenset()
     found = re.findall(r"(?<![A-Za-z])([A-H])(?![A-Za-z])", extraction)
@@ -80,7 +80,7 @@ class MathVerseScorer(Scorer):
             wanted = gold_letters(gold, options)
             if wanted is None:
                 raise ValueError(f"MathVerse row {row.get('id')!r}: gold {gold!r} names no option of {options!r}")
-            got = predicted_letters(extraction, options)
+            got = predicted_letters(extraction)
             return {"extracted": extraction, "score": float(got == wanted)}
         extraction = extract_answer(response)
         return {"extracted": extraction, "score": float(extraction == gold or is_equivalent(extraction, gold))}
