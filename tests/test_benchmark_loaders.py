@@ -158,17 +158,6 @@ def test_chartqapro_conversation_keeps_context_and_targets_last_answer(fixtures,
     assert row["question"].startswith("Sales by year.") and row["question"].endswith("And in 2020?")
 
 
-def test_chartmimic_directory_of_figures_and_code(tmp_path):
-    folder = tmp_path / "ChartMimic" / "ori_500"
-    folder.mkdir(parents=True)
-    img().save(folder / "bar_1.png")
-    (folder / "bar_1.py").write_text("import matplotlib.pyplot as plt\nplt.bar([1, 2], [3, 4])\nplt.savefig('o.png')\n")
-    report = prepare_benchmark("chartmimic", tmp_path / "o.parquet", source=str(tmp_path / "ChartMimic"))
-    row = datasets.load_dataset("parquet", data_files=str(tmp_path / "o.parquet"), split="train")[0]
-    assert report.n_rows == 1 and row["id"] == "bar_1" and "plt.bar" in row["answer"]
-    assert row["GroundTruthFigureCode"] == row["answer"] and "matplotlib code" in row["question"]
-
-
 def test_limit_keeps_the_first_rows(fixtures, tmp_path):
     report = prepare_benchmark("charxiv_descriptive", tmp_path / "o.parquet", source=str(fixtures["charxiv"]), limit=2)
     assert report.n_rows == 2
@@ -215,7 +204,7 @@ def test_every_benchmark_has_the_papers_default_source():
     defaults = {name: (spec.source, spec.split) for name, spec in BENCHMARKS.items()}
     assert defaults["mathvista"] == ("AI4Math/MathVista", "testmini")
     assert defaults["charxiv_reasoning"] == ("princeton-nlp/CharXiv", "validation")
-    assert defaults["chartmimic"] == ("ChartMimic/ChartMimic", "direct")
+    assert defaults["chartmimic"] == ("ChartMimic/ChartMimic", "direct_600")
     assert defaults["rl_train"] == ("hiyouga/geometry3k", "train")
     assert len(defaults) == 11  # the ten paper benchmarks and the RL training set
 

@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 
 from kawhi.eval.scorers import get_scorer
 from kawhi.eval.scorers.base import anls
-from kawhi.eval.scorers.chartmimic import extract_code, f1
+from kawhi.eval.scorers.chartmimic import extract_code
+from kawhi.eval.scorers.chartmimic_metrics import chart_type_f1, color_f1, color_similarity, text_f1
 from kawhi.eval.scorers.chartqa import relaxed_correctness
 from kawhi.eval.scorers.chartqapro import chartqapro_score
 
@@ -70,27 +71,35 @@ def test_anls_is_a_similarity_in_unit_interval(a, b):
 def test_charxiv_descriptive_rules():
     scorer = get_scorer("charxiv_descriptive")
     cases = [("Results", "The title is shown. \\boxed{results}", 1.0), ("1 by 2", "The answer is 1 by 2", 1.0),
-             ("Model A, Model B", "Final answer: Model B, Model A", 1.0), ("0.5", "\\boxed{0.50}", 1.0),
+             ("Model A, Model B", "Final answer: Model A, Model B", 1.0), ("0.5", "\\boxed{0.50}", 1.0),
              ("Not Applicable", "\\boxed{Epoch}", 0.0), ("12", "The answer is 13", 0.0)]
     for gold, response, expected in cases:
         row = {"id": "x", "descriptive_a": gold, "answer": gold}
         assert scorer.score_sample(row, response)["score"] == expected, (gold, response)
 
 
-def test_charxiv_reasoning_accuracy_per_source():
+def test_charxiv_reasoning_accuracy_per_answer_type_and_source():
     scorer = get_scorer("charxiv_reasoning")
-    rows = [{"id": "a", "reasoning_a": "Model A", "reasoning_q_source": 1},
-            {"id": "b", "reasoning_a": "3.25", "reasoning_q_source": 4}]
+    rows = [{"id": "a", "reasoning_a": "Model A", "reasoning_a_type": 1, "reasoning_q_source": 3},
+            {"id": "b", "reasoning_a": "3.25", "reasoning_a_type": 4, "reasoning_q_source": 3}]
     scored = [scorer.score_sample(rows[0], "\\boxed{model a}"), scorer.score_sample(rows[1], "\\boxed{3.2}")]
     m = scorer.aggregate(rows, scored)
     assert m["accuracy"] == 50.0 and m["accuracy_text_in_chart"] == 100.0 and m["accuracy_number_in_general"] == 0.0
+    assert m["accuracy_source_completely_human"] == 50.0
 
 
-def test_chartmimic_code_extraction_and_f1():
-    assert extract_code("Here:\n```python\nimport matplotlib\nx=1\n```\nDone") == "import matplotlib\nx=1\n"
+def test_chartmimic_code_extraction_and_official_f1s():
+    assert extract_code("Here:\n```python\nimport matplotlib\nx=1\n```\nDone") == "\nimport matplotlib\nx=1\n"
     assert extract_code("no code here") is None
-    assert f1(["a", "b"], ["a", "b"]) == 1.0 and f1([], []) == 1.0 and f1(["a"], ["b"]) == 0.0
-    assert f1(["a", "a", "b"], ["a"]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    # text_evaluator._calculate_metrics: multiset match, 0 when either side is empty
+    assert text_f1(["a", "b"], ["a", "b"]) == 1.0 and text_f1([], []) == 0.0 and text_f1(["a"], ["b"]) == 0.0
+    assert text_f1(["a"], ["a", "a", "b"]) == pytest.approx(2 * 1 * (1 / 3) / (1 + 1 / 3))
+    # chart_type_evaluator._calculate_metrics: per-type minimum counts
+    assert chart_type_f1({"bar": 2}, {"bar": 1, "plot": 1}) == pytest.approx(0.5)
+    # color_utils.calculate_similarity_single: CIEDE2000 similarity; names by equality
+    assert color_similarity("#FF0000", "#FF0000") == 1.0 and color_similarity("viridis", "#FF0000") == 0.0
+    assert 0.5 < color_similarity("#FF0000", "#EE1111") < 1.0
+    assert color_f1(["bar--#FF0000"], ["bar--#FF0000", "plot--#0000FF"]) == pytest.approx(2 * 1 * 0.5 / 1.5)
 
 
 REFERENCE = """import matplotlib.pyplot as plt
@@ -110,7 +119,7 @@ def test_chartmimic_executes_in_the_sandbox_and_scores_low_level():
     recoloured = REFERENCE.replace("#1f77b4", "#ff0000").replace("Sales", "Revenue")
     partial = scorer.score_sample(row, f"```python\n{recoloured}```")
     assert partial["executed"] and partial["layout"] == 1.0 and partial["type"] == 1.0
-    assert partial["color"] == 0.0 and 0.0 < partial["text"] < 1.0
+    assert 0.0 < partial["color"] < 1.0 and partial["text"] == 0.5  # ticks dropped: title and x label remain
     broken = scorer.score_sample(row, "```python\nimport matplotlib.pyplot as plt\nplt.plot(undefined)\n```")
     assert not broken["executed"] and broken["score"] == 0.0 and "NameError" in broken["error"]
     no_code = scorer.score_sample(row, "I cannot draw this.")

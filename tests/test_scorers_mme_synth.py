@@ -96,13 +96,21 @@ def test_openai_compatible_judge_against_a_local_fake_server():
         row = {"id": "1", "answer": "42", "question_type": "free_form", "answer_type": "integer",
                "choices": None, "precision": None, "question": "How many?"}
         result = scorer.score_sample(row, "a long rambling response without a clear final number")
-        assert result == {"extracted": "42", "score": 1.0}
+        assert (result["extracted"], result["score"]) == ("42", 1.0)
         path, body = _ChatHandler.seen[-1]
         assert path == "/v1/chat/completions" and body["model"] == "judge-model" and body["temperature"] == 0
+        prompt = body["messages"][0]["content"]  # MathVista's official extraction prompt, then the query
+        assert prompt.startswith("Please read the following example.") and prompt.endswith("Extracted answer: ")
         assert scorer.describe()["judge"]["kind"] == "openai"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_judge_scores_only_the_benchmarks_it_lists():
+    config = {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1", "benchmarks": ["mathvista"]}
+    assert build_judge(config, "wemath") is None and build_judge(config, "mathvista") is not None
+    assert get_scorer("wemath", judge=config).judge is None
 
 
 def test_judge_config_errors_name_the_key():

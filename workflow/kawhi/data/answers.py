@@ -54,10 +54,11 @@ def extract_boxed(text: str | None) -> str | None:
 
 def _clean(answer: str) -> str:
     """Strip the wrapping that surrounds an answer in prose: dollars, trailing period, \\text{}."""
-    answer = answer.strip()
-    answer = _TEXT_WRAPPERS.sub(r"\1", answer)
-    answer = answer.strip().strip("$").strip()
-    answer = answer.rstrip(".").rstrip()
+    answer = _TEXT_WRAPPERS.sub(r"\1", answer.strip())
+    previous = None
+    while answer != previous:  # "$1.2$." and "1.2.$" both lose the period and the dollars
+        previous = answer
+        answer = answer.strip().strip("$").strip().rstrip(".").rstrip()
     return answer
 
 

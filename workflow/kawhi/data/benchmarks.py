@@ -3,7 +3,7 @@ project's common columns.
 
 ``prepare_benchmark(name, out)`` reads a benchmark from the hub (through the local cache; nothing is
 fetched when ``HF_HUB_OFFLINE=1``) or from a local path (a parquet file, a directory of parquet files,
-or for ChartMimic the release's directory of ``.png`` + ``.py`` pairs), maps every row to the common
+or for ChartMimic the release's folders of ``.pdf`` + ``.py`` pairs), maps every row to the common
 columns
 
     id (str), image (datasets Image), question (the full text shown to the model), answer (str),
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kawhi.data import charxiv_prompts
+from kawhi.data.chartmimic_release import ChartMimicReleaseError, read_release
+from kawhi.data.hub_layout import HubLayoutError, split_files
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +117,25 @@ def _charxiv_descriptive(row, i):
 
 
 def _charxiv_reasoning(row, i):
-    text = charxiv_prompts.reasoning_question(row["reasoning_q"], row["reasoning_q_source"], row["reasoning_a"])
+    text = charxiv_prompts.reasoning_question(row["reasoning_q"], row["reasoning_a_type"], row["reasoning_a"])
     return [{"id": f"{row.get('figure_path') or i}#r", "image": row["image"], "question": text,
              "answer": row["reasoning_a"], "options": []}]
 
 
+# chart2code/prompts/DirectAgent/gpt-4-vision-preview.json ("instruction"), formatted by
+# chart2code/agents/direct_agent.py with the figure's width and height in inches.
 CHARTMIMIC_DIRECT_INSTRUCTION = (
     "You are an expert Python developer who specializes in writing matplotlib code based on a given picture. "
+    "I found a very nice picture in a STEM paper, but there is no corresponding source code available. "
     "I need your help to generate the Python code that can reproduce the picture based on the picture I provide.\n"
-    "Note that it is necessary to use figsize=({w}, {h}) to set the image size to match the original size.\n"
+    "Note that it is necessary to use figsize=({width}, {height}) to set the image size to match the original size.\n"
     "Now, please give me the matplotlib code that reproduces the picture below."
 )
 
 
 def _chartmimic(row, i):
-    image = row["InputFigure"]
-    w, h = (round(image.size[0] / 100, 1), round(image.size[1] / 100, 1)) if image is not None else (6, 4)
-    return [{"id": str(row["ExampleID"]), "image": image, "question": CHARTMIMIC_DIRECT_INSTRUCTION.format(w=w, h=h),
+    question = CHARTMIMIC_DIRECT_INSTRUCTION.format(width=float(row["width"]), height=float(row["height"]))
+    return [{"id": str(row["ExampleID"]), "image": row["InputFigure"], "question": question,
              "answer": row["GroundTruthFigureCode"], "options": []}]
 
 
@@ -168,9 +172,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
     BenchmarkSpec("charxiv_descriptive", "princeton-nlp/CharXiv", "validation", _charxiv_descriptive, "image",
                   ("image", "descriptive_q1", "descriptive_a1", "descriptive_q4", "descriptive_a4")),
     BenchmarkSpec("charxiv_reasoning", "princeton-nlp/CharXiv", "validation", _charxiv_reasoning, "image",
-                  ("image", "reasoning_q", "reasoning_q_source", "reasoning_a")),
-    BenchmarkSpec("chartmimic", "ChartMimic/ChartMimic", "direct", _chartmimic, "InputFigure",
-                  ("ExampleID", "InputFigure", "GroundTruthFigureCode")),
+                  ("image", "reasoning_q", "reasoning_a_type", "reasoning_a")),
+    BenchmarkSpec("chartmimic", "ChartMimic/ChartMimic", "direct_600", _chartmimic, "InputFigure",
+                  ("ExampleID", "InputFigure", "width", "height", "GroundTruthFigureCode")),
     BenchmarkSpec("mme", "lmms-lab/MME", "test", _mme, "image",
                   ("question_id", "image", "question", "answer", "category")),
 )}
@@ -214,15 +218,15 @@ def load_source(spec: BenchmarkSpec, source: str, split: str):
 
     path = Path(source)
     if path.exists():
-        if spec.name == "chartmimic" and path.is_dir() and not any(path.rglob("*.parquet")):
-            return load_chartmimic_dir(path, split)
+        if spec.name == "chartmimic" and path.is_dir():
+            return load_chartmimic_dir(path, split)  # the release: figures as PDF + code, not parquet
         if path.is_file():
             return datasets.load_dataset("parquet", data_files=str(path), split="train")
-        files = sorted(str(p) for p in path.rglob("*.parquet"))
-        if not files:
-            raise BenchmarkError(f"benchmark {spec.name!r}: {path} holds no parquet files")
-        chosen = [f for f in files if split in Path(f).name or split in Path(f).parent.name] or files
-        return datasets.load_dataset("parquet", data_files=chosen, split="train")
+        try:
+            files = split_files(path, split, spec.hub_config, spec.name)
+        except HubLayoutError as err:
+            raise BenchmarkError(str(err)) from err
+        return datasets.load_dataset("parquet", data_files=[str(f) for f in files], split="train")
     try:
         if spec.name == "chartmimic":
             from huggingface_hub import snapshot_download
@@ -234,34 +238,15 @@ def load_source(spec: BenchmarkSpec, source: str, split: str):
         raise BenchmarkError(f"{offline_help(spec, source, split)}\n(cause: {type(err).__name__}: {err})") from err
 
 
-def load_chartmimic_dir(root: Path, task: str = "direct"):
-    """ChartMimic's release layout: for each example ``NAME.png`` (the figure) beside ``NAME.py`` (its
-    reference code). ``task`` picks the subdirectory (``direct`` -> ``ori_500``/``direct*``), when the
-    release holds several; archives (``*.tar.gz``) found under ``root`` are unpacked next to them first."""
-    import tarfile
-
+def load_chartmimic_dir(root: Path, task: str):
+    """ChartMimic's release folder (kawhi.data.chartmimic_release) as a ``datasets.Dataset``."""
     import datasets
 
-    for archive in sorted(root.rglob("*.tar.gz")):
-        target = archive.with_suffix("").with_suffix("")
-        if not target.exists():
-            with tarfile.open(archive) as tar:
-                tar.extractall(target, filter="data")
-    candidates = [d for d in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
-                  if any(d.glob("*.py")) and any(d.glob("*.png"))]
-    wanted = ("ori", "direct") if task == "direct" else ("edit", "custom")
-    preferred = [d for d in candidates if d.name.lower().startswith(wanted)] or candidates
-    if not preferred:
-        raise BenchmarkError(f"ChartMimic: no directory with .png + .py pairs under {root}")
-    folder = preferred[0]
-    rows = []
-    for png in sorted(folder.glob("*.png")):
-        code = png.with_suffix(".py")
-        if code.exists():
-            rows.append({"ExampleID": png.stem, "Task": task, "InputFigure": str(png),
-                         "GroundTruthFigureCode": code.read_text()})
-    ds = datasets.Dataset.from_list(rows)
-    return ds.cast_column("InputFigure", datasets.Image())
+    try:
+        rows = read_release(root, task)
+    except ChartMimicReleaseError as err:
+        raise BenchmarkError(str(err)) from err
+    return datasets.Dataset.from_list(rows).cast_column("InputFigure", datasets.Image())
 
 
 def _as_pil(value: Any):

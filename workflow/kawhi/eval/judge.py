@@ -1,10 +1,16 @@
 """Optional LLM judge for the benchmarks whose official scoring uses one (MathVista's answer
-extraction, MathVerse's equivalence check, CharXiv's grading).
+extraction, MathVerse's extraction and equivalence check, CharXiv's grading), and for those the paper
+judges although their official scorer is rule-based (MathVision: the paper judges MathVista, MathVerse
+and MathVision with Qwen3-VL-30B-A3B).
 
 Config ``eval.judge``: ``{kind: openai, model, base_url}`` for any OpenAI-compatible chat-completions
-endpoint (the key, if one is needed, comes from the environment variable ``OPENAI_API_KEY``; it is
-never written to a result), or ``{kind: hf, model}`` for a local transformers model. Every result
-JSON records ``judge.describe()``, so a judged number is never mistaken for a rule-based one.
+endpoint, e.g. a local ``vllm serve`` (the key, if one is needed, comes from the environment variable
+``OPENAI_API_KEY``; it is never written to a result); ``{kind: vllm, model}`` for an in-process vLLM
+engine (GPU); ``{kind: hf, model}`` for an in-process transformers model. ``benchmarks`` lists the
+benchmarks the judge scores (default: every benchmark whose scorer can use one); the others stay
+rule-based. Every result JSON records ``judge.describe()`` (null when rule-based), so a judged number
+is never mistaken for a rule-based one. The prompts the scorers send are in kawhi.eval.judge_prompts
+(the official ones) or below (generic, for benchmarks without an official judge prompt).
 """
 
 from __future__ import annotations
@@ -26,8 +32,12 @@ GRADE_PROMPT = (
 )
 
 
+JUDGE_KINDS = ("openai", "vllm", "hf")
+
+
 class Judge:
-    """A text-in, text-out model with the two questions the scorers ask it."""
+    """A text-in, text-out model: ``complete`` answers a prompt (the official prompts are built by the
+    scorers); ``extract_answer``/``grade``/``judge_sample`` ask the generic questions."""
 
     def __init__(self, complete: Callable[[str], str], description: dict[str, Any]) -> None:
         self._complete = complete
@@ -36,8 +46,16 @@ class Judge:
     def describe(self) -> dict[str, Any]:
         return dict(self._description)
 
+    def complete(self, prompt: str) -> str:
+        return self._complete(prompt)
+
     def extract_answer(self, question: str, response: str) -> str:
         return self._complete(EXTRACT_PROMPT.format(question=question, response=response)).strip()
+
+    def judge_sample(self, question: str, reference: str, response: str) -> dict[str, Any]:
+        """``{"extracted", "score"}`` of ``response`` by the generic extraction and grading prompts."""
+        return {"extracted": self.extract_answer(question, response),
+                "score": float(self.grade(question, reference, response))}
 
     def grade(self, question: str, reference: str, response: str) -> bool:
         verdict = self._complete(GRADE_PROMPT.format(question=question, reference=reference, response=response))
@@ -70,23 +88,31 @@ def openai_completion(model: str, base_url: str, timeout_s: float = 120.0,
     return complete
 
 
-def hf_completion(model: str, max_new_tokens: int = 64) -> Callable[[str], str]:
-    """``prompt -> reply`` with a local transformers causal LM (greedy, chat template when it has one)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def hf_completion(model: str, max_new_tokens: int = 256) -> Callable[[str], str]:
+    """``prompt -> reply`` with an in-process transformers model (greedy, chat template when it has one).
 
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    lm = AutoModelForCausalLM.from_pretrained(model)
+    A vision-language checkpoint (Qwen3-VL-30B-A3B) loads as image-text-to-text and is asked text only.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model)
+    vision = hasattr(config, "vision_config")
+    tokenizer = AutoProcessor.from_pretrained(model) if vision else AutoTokenizer.from_pretrained(model)
+    loader = transformers.AutoModelForImageTextToText if vision else AutoModelForCausalLM
+    lm = loader.from_pretrained(model, dtype="auto", device_map="auto")
     lm.eval()
 
     def complete(prompt: str) -> str:
         import torch
 
-        if tokenizer.chat_template:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}] if vision else prompt}]
+        if getattr(tokenizer, "chat_template", None):
+            inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                   return_dict=True, return_tensors="pt")
         else:
-            text = prompt
-        inputs = tokenizer(text, return_tensors="pt")
+            inputs = tokenizer(prompt, return_tensors="pt")
+        inputs = inputs.to(lm.device)
         with torch.no_grad():
             out = lm.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -94,9 +120,32 @@ def hf_completion(model: str, max_new_tokens: int = 64) -> Callable[[str], str]:
     return complete
 
 
-def build_judge(config: dict[str, Any] | None) -> Judge | None:
-    """The judge described by the ``eval.judge`` config block, or None when there is none."""
+def vllm_completion(model: str, max_tokens: int = 256, **engine_args: Any) -> Callable[[str], str]:
+    """``prompt -> reply`` with an in-process vLLM engine (GPU), greedy, through the chat template."""
+    from vllm import LLM, SamplingParams
+
+    engine = LLM(model=model, **engine_args)
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+
+    def complete(prompt: str) -> str:
+        outputs = engine.chat([{"role": "user", "content": prompt}], params, use_tqdm=False)
+        return outputs[0].outputs[0].text
+
+    return complete
+
+
+def judges(config: dict[str, Any] | None, benchmark: str) -> bool:
+    """Whether the ``eval.judge`` block scores ``benchmark`` (its ``benchmarks`` list, default all)."""
     if not config:
+        return False
+    listed = config.get("benchmarks")
+    return listed is None or benchmark in listed
+
+
+def build_judge(config: dict[str, Any] | None, benchmark: str | None = None) -> Judge | None:
+    """The judge described by the ``eval.judge`` config block, or None when there is none (or when
+    ``benchmark`` is given and the block's ``benchmarks`` list leaves it out)."""
+    if not config or (benchmark is not None and not judges(config, benchmark)):
         return None
     kind, model = config.get("kind"), config.get("model")
     if not model:
@@ -106,6 +155,9 @@ def build_judge(config: dict[str, Any] | None) -> Judge | None:
         if not base_url:
             raise ValueError("eval.judge.base_url is required for kind: openai")
         return Judge(openai_completion(model, base_url), {"kind": "openai", "model": model, "base_url": base_url})
+    if kind == "vllm":
+        engine_args = {k: config[k] for k in ("gpu_memory_utilization", "tensor_parallel_size") if k in config}
+        return Judge(vllm_completion(model, **engine_args), {"kind": "vllm", "model": model})
     if kind == "hf":
         return Judge(hf_completion(model), {"kind": "hf", "model": model})
-    raise ValueError(f"eval.judge.kind must be 'openai' or 'hf', got {kind!r}")
+    raise ValueError(f"eval.judge.kind must be one of {JUDGE_KINDS}, got {kind!r}")

@@ -121,7 +121,7 @@ def score_file(benchmark: str, predictions: str | Path, judge_config: dict[str, 
     from kawhi.eval.judge import build_judge
     from kawhi.eval.scorers import get_scorer
 
-    judge = build_judge(judge_config)
+    judge = build_judge(judge_config, benchmark)
     scorer = get_scorer(benchmark, judge=judge)
     rows, responses = read_predictions(predictions)
     _, metrics = score_samples(scorer, rows, responses)

@@ -134,7 +134,7 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
     data_file = Path(data_file)
     if not data_file.exists():
         raise FileNotFoundError(f"benchmark data {data_file} does not exist")
-    judge = build_judge(settings.judge)
+    judge = build_judge(settings.judge, settings.benchmark)
     scorer = get_scorer(settings.benchmark, judge=judge)
 
     # Bad rows are found before the model is loaded, so a broken file costs nothing.

@@ -46,7 +46,7 @@ def get_scorer(name: str, judge=None) -> Scorer:
     if isinstance(judge, dict) or judge is None:
         from kawhi.eval.judge import build_judge
 
-        judge = build_judge(judge)  # the eval.judge config block, or None
+        judge = build_judge(judge, name)  # the eval.judge config block (if it scores `name`), or None
     module_name, class_name = SCORERS[name]
     module = importlib.import_module(f"kawhi.eval.scorers.{module_name}")
     return getattr(module, class_name)(name=name, judge=judge)

@@ -1,16 +1,23 @@
-"""ChartQA: relaxed accuracy (Methani et al.; the pix2struct / lmms-eval implementation), overall and
-for the human-written and augmented (machine-generated) splits.
+"""ChartQA: relaxed accuracy (Methani et al.), overall and for the human-written and augmented
+(machine-generated) splits, as lmms-eval's ``tasks/chartqa/utils.py`` (``relaxed_correctness``, taken
+from Qwen-VL's ``evaluate_vqa.py``, the pix2struct metric) computes it.
 
 A prediction is right when both it and the target parse as numbers and differ by at most 5% of the
 target (a number ending in "%" is divided by 100 first, and a target of 0 needs an exact string
-match), or else when the strings are equal ignoring case.
+match), or else when the strings are equal ignoring case. lmms-eval asks for "a single word" and
+compares the whole response; this project asks for reasoning and a ``\\boxed{}`` answer, so the
+prediction is the boxed answer, else the text after "the answer is", else the whole response
+(stripped). A sentence-ending period after an extracted answer is tolerated: "U.S." stays "U.S." when
+it is the target, and "45." is read as "45".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kawhi.data.answers import extract_answer
+import re
+
+from kawhi.data.answers import extract_boxed
 from kawhi.eval.scorers.base import Scorer, as_list, check_lengths, mean_percent
 
 MAX_RELATIVE_CHANGE = 0.05
@@ -31,14 +38,27 @@ def relaxed_correctness(target: str, prediction: str, max_relative_change: float
     return prediction.lower() == target.lower()
 
 
+_ANSWER_IS = re.compile(r"(?:final\s+answer|the\s+answer)\s*(?:is|:)\s*:?\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def chartqa_prediction(response: str) -> str:
+    """The boxed answer, else the last "the answer is ..." statement, else the whole response."""
+    response = (response or "").strip()
+    boxed = extract_boxed(response)
+    if boxed is not None:
+        return boxed.strip()
+    said = _ANSWER_IS.findall(response)
+    return said[-1].strip() if said else response
+
+
 class ChartQAScorer(Scorer):
     primary = "relaxed_accuracy"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         targets = [str(t) for t in as_list(row.get("label"))] or [str(row["answer"])]
-        pred = extract_answer(response)
-        pred = "" if pred is None else pred
-        return {"extracted": pred, "score": float(any(relaxed_correctness(t, pred) for t in targets[:1]))}
+        pred = chartqa_prediction(response)
+        candidates = [pred, pred[:-1].rstrip()] if pred.endswith(".") else [pred]
+        return {"extracted": pred, "score": float(any(relaxed_correctness(targets[0], p) for p in candidates))}
 
     def aggregate(self, rows, scored) -> dict[str, float]:
         check_lengths(rows, scored)

@@ -13,6 +13,13 @@ composite). Per composite, with the steps' correctness and the composite ("multi
 IK, IG, CM are rates over composites; RM is a rate over CM + RM; the score is
 ``(N - 0.5 IG - RM - IK) / N``. The official script fixes N = 525 (the full testmini); here N is the
 number of complete composites present, so a ``--limit`` subset is scored consistently.
+
+Per question (the paper: exact match), the official ``load_and_process_data`` reads the answer template
+"<Answer>: B. text": the text after the last "Answer", with ``>``, ``<``, ``:`` and ``.`` removed, must
+start with the option letter, which must equal the gold letter. Where that finds no letter (no
+"Answer" in the response, since this project asks for ``\\boxed{}``; or "Final Answer: \\boxed{B}") the
+rule-based extractor (boxed, "the answer is", option letter or text) reads it instead, where the
+official script would score 0.
 """
 
 from __future__ import annotations
@@ -77,15 +84,23 @@ def four_dimensional(outcomes: list[tuple[list[bool], bool]]) -> dict[str, float
     return metrics
 
 
+def template_answer(response: str) -> str | None:
+    """``four_dimensional_metrics.load_and_process_data``: the option letter after the last "Answer"."""
+    text = re.sub(r"[>><<:.]", "", response.split("Answer")[-1].strip()).strip()
+    return text[0] if text and text[0] in "ABCDEFGH" else None
+
+
 class WeMathScorer(Scorer):
     primary = "score_strict"
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "answer", "key", "ID")
-        options = parse_options(row.get("option", "")) or list("ABCDE")
-        pred = extract_answer(response, options)
-        gold = str(row["answer"]).strip().upper()
-        return {"extracted": pred, "score": float(pred is not None and pred.strip("()").upper() == gold)}
+        response = response or ""
+        pred = template_answer(response) if "Answer" in response else None
+        if pred is None:
+            pred = extract_answer(response, parse_options(row.get("option", "")) or list("ABCDE"))
+            pred = pred.strip("()") if pred is not None and len(pred.strip("()")) == 1 else None
+        return {"extracted": pred, "score": float(pred == str(row["answer"]))}
 
     def aggregate(self, rows, scored) -> dict[str, float]:
         check_lengths(rows, scored)

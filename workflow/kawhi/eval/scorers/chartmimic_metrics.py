@@ -1,0 +1,355 @@
+"""ChartMimic's low-level evaluators (ChartMimic/ChartMimic, ``chart2code/utils/evaluator/``), ported.
+
+Each official evaluator runs a program with a logging prefix and compares what the reference and the
+generated program logged. One sandboxed run here logs all four records (:data:`TRACER_PREFIX` /
+:data:`TRACER_SUFFIX`, written to :data:`ELEMENTS_FILE` as JSON), and these functions compare them:
+
+* ``texts`` (``text_evaluator.py``, ``TextEvaluator(use_position=False, use_axs=False)`` as
+  ``tasks/code4evaluation.py`` builds it): every string the PDF renderer draws
+  (``RendererPdf.draw_text``) when the figure is saved, after every axes' x and y ticks are removed;
+  F1 of the multiset match (:func:`text_f1`).
+* ``chart_types`` (``chart_type_evaluator.py`` + ``chart_type_evaluator_prefix.py``): how often each
+  plotting function was called (``Axes.plot``, ``bar``, ``scatter``, ``hist``, ...; nested calls count
+  once); F1 of the per-type minimum counts (:func:`chart_type_f1`).
+* ``colors`` (``color_evaluator.py`` + ``color_evaluator_prefix.py``): ``"<plotting function>--#RRGGBB"``
+  (or a colormap name) per drawn element, refreshed from the final objects (``update_drawed_colors``),
+  deduplicated, and thinned by ``color_utils.filter_color`` when there are more than 10; per plotting
+  function the best one-to-one pairing by CIEDE2000 similarity, ``max(0, 1 - dE/100)`` (colormath's
+  sRGB -> Lab D50 conversion, reproduced in :func:`srgb_to_lab_d50`), summed over functions and divided
+  by each side's count for precision and recall (:func:`color_f1`).
+* ``layout`` (``layout_evaluator.py``): each axes' gridspec geometry (``nrows``, ``ncols``, row and
+  column span) of the final figure; F1 of the multiset match (:func:`layout_f1`).
+
+Programs are prepared as ``utils/post_process/code_interpreter.py`` does (everything from the first
+``plt.savefig(`` and from the first ``plt.show(`` on is cut, ``plt.savefig`` to a PDF appended).
+Differences, all documented in docs/scoring.md: only matplotlib's own plotting functions are traced
+(the official prefixes also hook networkx, squarify, matplotlib_venn and mplot3d's ``Axes3D``);
+functions are named by their module and name instead of ``inspect.getfile(func)/name`` (the same
+grouping); the best colour pairing is solved as an assignment problem (scipy's
+``linear_sum_assignment``) instead of by trying every permutation, which gives the same maximum; the
+colours are thinned in sorted order, where the official order comes from a Python ``set`` and varies
+from run to run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+ELEMENTS_FILE = "kawhi_elements.json"
+FIGURE_FILE = "kawhi_figure.pdf"
+LOW_LEVEL = ("text", "layout", "type", "color")
+MAX_COLORS_BEFORE_FILTER = 10   # color_evaluator.py _get_suffix: filter_color when len > 10
+FILTER_SIMILARITY = 0.7         # color_utils.filter_color
+
+# Logs the official records while the program under test runs (inside the sandbox).
+TRACER_PREFIX = r'''
+import functools as _kx_functools, json as _kx_json, warnings as _kx_warnings
+_kx_warnings.filterwarnings("ignore")
+import matplotlib as _kx_mpl
+_kx_mpl.use("Agg")
+import matplotlib.cbook as _kx_cbook, matplotlib.colors as _kx_colors, matplotlib.patches as _kx_patches
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes as _KxAxes
+from matplotlib.axes._base import _process_plot_var_args as _KxPlotArgs
+from matplotlib.backends.backend_pdf import RendererPdf as _KxRendererPdf
+from matplotlib.image import NonUniformImage as _KxNonUniformImage
+from matplotlib.patches import Circle as _KxCircle, Ellipse as _KxEllipse
+from matplotlib.projections.polar import PolarAxes as _KxPolarAxes
+
+_kx_texts, _kx_types, _kx_objects = [], {}, {}
+_kx_busy = {"type": False, "color": False}
+
+def _kx_hex(color):
+    try:
+        if isinstance(color, str):
+            if color.startswith("#") and len(color) in (7, 9):
+                return color.upper()
+            return _kx_colors.to_hex(_kx_colors.to_rgba(color)).upper()
+        return _kx_colors.to_hex(list(color)).upper()
+    except (ValueError, TypeError):
+        return None
+
+def _kx_draw_text(func):
+    def wrapper(*args, **kwargs):
+        _kx_texts.append(str(args[4]))
+        return func(*args, **kwargs)
+    return wrapper
+
+_KxRendererPdf.draw_text = _kx_draw_text(_KxRendererPdf.draw_text)
+
+def _kx_name_of(func):
+    """inspect.getfile(func) + name in the official prefixes: the defining module and the function."""
+    return f"{func.__module__}.{func.__name__}"
+
+def _kx_count(func):
+    name = _kx_name_of(func)
+    @_kx_functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if _kx_busy["type"]:
+            return func(*args, **kwargs)
+        _kx_busy["type"] = True
+        try:
+            _kx_types[name] = _kx_types.get(name, 0) + 1
+            return func(*args, **kwargs)
+        finally:
+            _kx_busy["type"] = False
+    return wrapper
+
+for _kx_name in ("bar", "barh", "plot", "axhline", "axvline", "axvspan", "axhspan", "hlines", "vlines", "errorbar",
+                 "boxplot", "violinplot", "violin", "hist", "fill_between", "fill_betweenx", "scatter", "quiver", "pie",
+                 "fill", "imshow", "pcolor", "contour", "contourf", "broken_barh", "tripcolor"):
+    setattr(_KxAxes, _kx_name, _kx_count(getattr(_KxAxes, _kx_name)))
+for _kx_cls in (_KxNonUniformImage, _KxEllipse, _KxCircle):
+    _kx_cls.__init__ = _kx_count(_kx_cls.__init__)
+
+def _kx_record(key, obj):
+    _kx_objects[key] = obj
+
+def _kx_colored(func):
+    name = _kx_name_of(func)
+    @_kx_functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if _kx_busy["color"]:
+            return func(*args, **kwargs)
+        _kx_busy["color"] = True
+        try:
+            result = func(*args, **kwargs)
+            _kx_log_colors(func.__name__, name, args, kwargs, result)
+            return result
+        finally:
+            _kx_busy["color"] = False
+    return wrapper
+
+def _kx_log_colors(short, name, args, kwargs, result):
+    polar = len(args) > 0 and isinstance(args[0], _KxPolarAxes)
+    if short in ("_makeline", "_make_line"):
+        _kx_record(f"{name}--{_kx_hex(result[1]['color'])}", result[0])
+    elif short in ("axhline", "axvline"):
+        _kx_record(f"{name}--{_kx_hex(result.get_color())}", result)
+    elif short == "_fill_between_x_or_y":
+        _kx_record(f"{name}--{_kx_hex(result.get_facecolors()[0])}", result)
+    elif short == "bar":
+        for item in result:
+            _kx_record(f"{name}--{_kx_hex(item._original_facecolor)}", item)
+    elif short == "scatter":
+        tag = f"{name}_polar" if polar else name
+        cmap = kwargs.get("cmap")
+        if cmap is not None:
+            cmap = cmap if isinstance(cmap, str) else cmap.name
+            _kx_record(f"{tag}--{cmap}", result)
+        elif len(result.get_facecolor()) != 0:
+            _kx_record(f"{tag}--{_kx_hex(result.get_facecolor()[0])}", result)
+    elif short == "pie":
+        for item in result[0]:
+            _kx_record(f"{name}--{_kx_hex(item.get_facecolor())}", item)
+    elif short in ("axvspan", "axhspan"):
+        _kx_record(f"{name}--{_kx_hex(result.get_facecolor())}", result)
+    elif short in ("hlines", "vlines", "quiver", "broken_barh"):
+        _kx_record(f"{name}--{_kx_hex(result.get_edgecolors()[0] if short in ('hlines', 'vlines') else result.get_facecolors()[0])}", result)
+    elif short == "boxplot":
+        for item in result["boxes"]:
+            if isinstance(item, _kx_patches.PathPatch):
+                _kx_record(f"{name}--{_kx_hex(item.get_facecolor())}", item)
+    elif short == "violinplot":
+        for item in result["bodies"]:
+            _kx_record(f"{name}--{_kx_hex(item.get_facecolor()[0])}", item)
+    elif short == "hist":
+        patches = result[2]
+        containers = patches if isinstance(patches, _kx_cbook.silent_list) else [patches]
+        for container in containers:
+            for item in container:
+                _kx_record(f"{name}--{_kx_hex(item.get_facecolor())}", item)
+    elif short == "plot" and polar:
+        for line in result:
+            _kx_record(f"{name}_polar--{_kx_hex(line.get_color())}", line)
+    elif short in ("imshow", "pcolor", "contour", "contourf", "tripcolor"):
+        _kx_record(f"{name}--{result.get_cmap().name}", result)
+    elif short == "fill":
+        for patch in result:
+            _kx_record(f"{name}--{_kx_hex(patch.get_facecolor())}", patch)
+    elif short == "__init__" and isinstance(args[0], _KxNonUniformImage):
+        _kx_record(f"{name}--{args[0].get_cmap().name}", args[0])
+    elif short == "__init__" and isinstance(args[0], (_KxEllipse, _KxCircle)):
+        _kx_record(f"{name}--{_kx_hex(args[0].get_facecolor())}", args[0])
+
+# the line factory the official prefix hooks: _makeline, renamed _make_line in matplotlib 3.9
+_kx_makeline = "_make_line" if hasattr(_KxPlotArgs, "_make_line") else "_makeline"
+setattr(_KxPlotArgs, _kx_makeline, _kx_colored(getattr(_KxPlotArgs, _kx_makeline)))
+for _kx_name in ("bar", "scatter", "axhline", "axvline", "_fill_between_x_or_y", "pie", "axvspan", "axhspan", "hlines",
+                 "vlines", "boxplot", "violinplot", "hist", "quiver", "imshow", "pcolor", "contour", "contourf", "fill",
+                 "broken_barh", "tripcolor"):
+    setattr(_KxAxes, _kx_name, _kx_colored(getattr(_KxAxes, _kx_name)))
+_KxPolarAxes.plot = _kx_colored(_KxPolarAxes.plot)
+for _kx_cls in (_KxNonUniformImage, _KxEllipse, _KxCircle):
+    _kx_cls.__init__ = _kx_colored(_kx_cls.__init__)
+
+def _kx_final_colors():
+    """update_drawed_colors: each logged element's colour read again from the finished object."""
+    colors = []
+    for key, obj in _kx_objects.items():
+        name, color = key.split("--", 1)
+        if not color.startswith("#") or name.endswith(("imshow", "pcolor", "contour", "contourf", "tripcolor")):
+            colors.append(key)
+        elif name.endswith(("_makeline", "_make_line", "axhline", "axvline", "plot_polar")):
+            colors.append(f"{name}--{_kx_hex(obj.get_color())}")
+        elif name.endswith(("hlines", "vlines")):
+            colors += [f"{name}--{_kx_hex(c)}" for c in obj.get_edgecolors()]
+        elif name.endswith(("quiver", "broken_barh")):
+            colors += [f"{name}--{_kx_hex(c)}" for c in obj.get_facecolors()]
+        elif name.endswith(("_fill_between_x_or_y", "violinplot")) or "scatter" in name:
+            if len(obj.get_facecolors()) != 0:
+                colors.append(f"{name}--{_kx_hex(obj.get_facecolors()[0])}")
+        elif name.endswith("bar"):
+            colors.append(f"{name}--{_kx_hex(obj._original_facecolor)}")
+        else:
+            colors.append(f"{name}--{_kx_hex(obj.get_facecolor())}")
+    return sorted({c for c in colors if not c.endswith("--None")})
+
+def _kx_layout(fig):
+    layout = []
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is None:
+            continue
+        nrows, ncols = spec.get_gridspec().get_geometry()
+        layout.append({"nrows": nrows, "ncols": ncols, "row_start": spec.rowspan.start,
+                       "row_end": spec.rowspan.stop - 1, "col_start": spec.colspan.start,
+                       "col_end": spec.colspan.stop - 1})
+    return layout
+'''
+
+TRACER_SUFFIX = r'''
+with open("ELEMENTS_FILE", "w") as _kx_fh:
+    _kx_json.dump({"texts": _kx_texts, "chart_types": _kx_types, "colors": _kx_final_colors(),
+                   "layout": _kx_layout(plt.gcf())}, _kx_fh)
+'''.replace("ELEMENTS_FILE", ELEMENTS_FILE)
+
+# text_evaluator.py _get_ax_ticks_deletion_code (use_axs=False)
+_TICKS_DELETION = """
+for _kx_ax in plt.gcf().get_axes():
+    _kx_ax.set_xticks([])
+    _kx_ax.set_yticks([])
+"""
+
+
+def prepare_program(code: str) -> str:
+    """The program one sandboxed run executes: the tracer, then ``code`` cut at its first
+    ``plt.savefig(``/``plt.show(`` (code_interpreter.py's regexes), ticks removed, the figure saved to a
+    PDF (where the text records come from), and the records written."""
+    code = re.sub(r"plt\.savefig\(.*\n*", "", code, flags=re.S)
+    code = re.sub(r"plt.show\(.*\n*", "", code, flags=re.S)
+    body = code.strip() + "\n" + _TICKS_DELETION + f'plt.savefig("{FIGURE_FILE}")\n'
+    return TRACER_PREFIX + "\n" + body + TRACER_SUFFIX
+
+
+# ---- comparisons -----------------------------------------------------------------------------------------
+
+def _f1(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _multiset_f1(generated: list, golden: list) -> float:
+    """text_evaluator / layout_evaluator ``_calculate_metrics``: 0 when either side is empty."""
+    if not generated or not golden:
+        return 0.0
+    remaining = list(generated)
+    correct = 0
+    for item in golden:
+        if item in remaining:
+            correct += 1
+            remaining.remove(item)
+    return _f1(correct / len(generated), correct / len(golden))
+
+
+def text_f1(generated: list[str], golden: list[str]) -> float:
+    return _multiset_f1(generated, golden)
+
+
+def layout_f1(generated: list[dict], golden: list[dict]) -> float:
+    return _multiset_f1(generated, golden)
+
+
+def chart_type_f1(generated: dict[str, int], golden: dict[str, int]) -> float:
+    """chart_type_evaluator ``_calculate_metrics``: 0 when the generated program called no plotting
+    function, and when the reference called none."""
+    if not generated or not golden:
+        return 0.0
+    correct = sum(min(count, golden[name]) for name, count in generated.items() if name in golden)
+    return _f1(correct / sum(generated.values()), correct / sum(golden.values()))
+
+
+def srgb_to_lab_d50(hex_color: str) -> np.ndarray:
+    """colormath's ``convert_color(sRGBColor(r, g, b, is_upscaled=True), LabColor)``: sRGB (D65) ->
+    XYZ -> Bradford adaptation to D50 -> CIE Lab with the D50 white point (LabColor's default)."""
+    from skimage.color import rgb2xyz, xyz2lab
+
+    rgb = np.array([[[int(hex_color[i:i + 2], 16) / 255.0 for i in (1, 3, 5)]]])
+    xyz = rgb2xyz(rgb)[0, 0]
+    bradford = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+    d65, d50 = np.array([0.95047, 1.0, 1.08883]), np.array([0.96422, 1.0, 0.82521])
+    scale = np.diag((bradford @ d50) / (bradford @ d65))
+    adapted = np.linalg.inv(bradford) @ scale @ bradford @ xyz
+    return xyz2lab(adapted[None, None, :], illuminant="D50", observer="2")[0, 0]
+
+
+def color_similarity(c1: str, c2: str) -> float:
+    """color_utils ``calculate_similarity_single``: two hex colours by CIEDE2000, names by equality."""
+    from skimage.color import deltaE_ciede2000
+
+    if c1.startswith("#") and c2.startswith("#"):
+        return max(0.0, 1 - float(deltaE_ciede2000(srgb_to_lab_d50(c1), srgb_to_lab_d50(c2))) / 100)
+    if not c1.startswith("#") and not c2.startswith("#"):
+        return float(c1 == c2)
+    return 0.0
+
+
+def filter_colors(colors: list[str]) -> list[str]:
+    """color_utils ``filter_color``: keep a colour only if it is not similar (> 0.7) to one kept before."""
+    kept: list[str] = []
+    for entry in colors:
+        color = entry.split("--", 1)[1]
+        if all(color_similarity(color, k.split("--", 1)[1]) <= FILTER_SIMILARITY for k in kept):
+            kept.append(entry)
+    return kept
+
+
+def _best_pairing(generated: list[str], golden: list[str]) -> float:
+    """The largest total similarity of a one-to-one pairing (calculate_similarity_parallel)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not generated or not golden:
+        return 0.0
+    matrix = np.array([[color_similarity(g, t) for t in golden] for g in generated])
+    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    return float(matrix[rows, cols].sum())
+
+
+def color_f1(generated: list[str], golden: list[str]) -> float:
+    """color_evaluator ``_calculate_metrics`` over ``"<function>--<colour>"`` records."""
+    generated = filter_colors(generated) if len(generated) > MAX_COLORS_BEFORE_FILTER else list(generated)
+    golden = filter_colors(golden) if len(golden) > MAX_COLORS_BEFORE_FILTER else list(golden)
+    if not generated or not golden:
+        return 0.0
+    by_function: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for entry in generated:
+        name, color = entry.split("--", 1)
+        by_function[name][0].append(color)
+    for entry in golden:
+        name, color = entry.split("--", 1)
+        by_function[name][1].append(color)
+    total = sum(_best_pairing(gen, gold) for gen, gold in by_function.values())
+    return _f1(total / len(generated), total / len(golden))
+
+
+def low_level_scores(golden: dict[str, Any], generated: dict[str, Any]) -> dict[str, float]:
+    """The four official F1 scores of one generated program against its reference (records as written
+    by the tracer: ``texts``, ``chart_types``, ``colors``, ``layout``)."""
+    return {"text": text_f1(generated["texts"], golden["texts"]),
+            "layout": layout_f1(generated["layout"], golden["layout"]),
+            "type": chart_type_f1(generated["chart_types"], golden["chart_types"]),
+            "color": color_f1(generated["colors"], golden["colors"])}
+
