@@ -120,3 +120,37 @@ def test_misread_lines_found_by_the_grader(synthetic_results):
     flags = highlighted_lines(line, line["response"], ["not in the text"])
     assert flags[0][1] and flags[0][0].startswith("Cells:")  # the misread "Cells:" line
     assert not any(flag for _, flag in flags[1:])
+
+
+def test_figure1_builds_the_paper_profiles_vllm_judge(tmp_path, monkeypatch):
+    """kind: vllm (in-process engine) is built by the eval stage's build_judge, engine arguments passed on."""
+    import kawhi.eval.judge as judge_module
+
+    built = []
+
+    def fake_vllm_completion(model, **engine_args):
+        built.append((model, engine_args))
+        return lambda prompt: "The main error is RAE." if "response:\nwrong rule" in prompt else "VP"
+
+    monkeypatch.setattr(judge_module, "vllm_completion", fake_vllm_completion)
+    path = write_eval(tmp_path / "eval" / "m-a" / "base" / "mathvista.json", "mathvista", 0.0, "m-a")
+    write_samples(path, [{"id": "1", "question": "q", "answer": "3", "response": "wrong rule", "score": 0},
+                         {"id": "2", "question": "q", "answer": "3", "response": "misread", "score": 0},
+                         {"id": "3", "question": "q", "answer": "3", "response": "3", "score": 1}])
+    real = EvalEntry("m-a", BASE_ROW, "", "mathvista", str(path))
+    judge = {"kind": "vllm", "model": "Qwen/Qwen3-VL-30B-A3B-Instruct", "gpu_memory_utilization": 0.45,
+             "benchmarks": ["mathvista"]}
+    dist = error_distribution([real], judge=judge)
+    assert built == [("Qwen/Qwen3-VL-30B-A3B-Instruct", {"gpu_memory_utilization": 0.45})]
+    assert dist["models"]["m-a"]["benchmarks"]["mathvista"]["classified_by"] == "judge"
+    assert (dist["models"]["m-a"]["total"]["RAE"], dist["models"]["m-a"]["total"]["VP"]) == (1, 1)
+
+
+def test_figure1_refuses_an_unknown_judge_kind_naming_the_key(tmp_path):
+    from kawhi.report.figure1 import judge_completion
+    from kawhi.report.manifest import ReportInputError
+
+    with pytest.raises(ReportInputError, match=r"eval\.judge\.kind must be one of .*'vllm'.*got 'gpt'"):
+        judge_completion({"kind": "gpt", "model": "x"})
+    with pytest.raises(ReportInputError, match=r"eval\.judge\.model is required"):
+        judge_completion({"kind": "vllm"})

@@ -6,11 +6,10 @@ import pytest
 from hypothesis import given, strategies as st
 
 from kawhi.eval.scorers import get_scorer
-from kawhi.eval.scorers.base import anls
 from kawhi.eval.scorers.chartmimic import extract_code
 from kawhi.eval.scorers.chartmimic_metrics import chart_type_f1, color_f1, color_similarity, text_f1
 from kawhi.eval.scorers.chartqa import relaxed_correctness
-from kawhi.eval.scorers.chartqapro import chartqapro_score
+from kawhi.eval.scorers.chartqapro import anls_score, chartqapro_score
 
 
 @pytest.mark.parametrize("target,prediction,ok", [
@@ -45,11 +44,13 @@ def test_chartqapro_rules_per_question_type():
     assert chartqapro_score("2016", "2017", "Factoid", ["YES"]) == 0.0          # years: exact
     assert chartqapro_score("100", "104", "Factoid", ["NO"]) == 1.0             # numbers: 5%
     assert chartqapro_score("B", "b", "Multi Choice", ["NO"]) == 1.0            # exact, case-insensitive
-    assert chartqapro_score("True", "Tru", "Fact Checking", ["NO"]) == 0.0      # exact, no ANLS
+    # the official script never passes its exact-match switch: Fact Checking falls through to ANLS
+    assert chartqapro_score("True", "Tru", "Fact Checking", ["NO"]) == pytest.approx(0.75)
     assert chartqapro_score("United States", "United State", "Factoid", ["NO"]) == pytest.approx(1 - 1 / 13)
     assert chartqapro_score("Germany", "Japan", "Factoid", ["NO"]) == 0.0       # ANLS below 0.5 -> 0
     assert chartqapro_score("[10, 20]", "[10, 25]", "Factoid", ["NO"]) == 0.5   # element-wise lists
     assert chartqapro_score("[10, 20]", "[10]", "Factoid", ["NO"]) == 0.5       # a missing element scores 0
+    assert chartqapro_score("abcd", "ab", "Factoid", ["NO"]) == 0.0             # distance exactly 0.5 -> 0 (anls)
 
 
 def test_chartqapro_last_answer_is_the_target():
@@ -63,9 +64,9 @@ def test_chartqapro_last_answer_is_the_target():
 
 @given(st.text(max_size=20), st.text(max_size=20))
 def test_anls_is_a_similarity_in_unit_interval(a, b):
-    value = anls(a, b)
-    assert 0.0 <= value <= 1.0 and (value == 0.0 or value >= 0.5)
-    assert anls(a, a) == 1.0
+    value = anls_score(a, b)
+    assert 0.0 <= value <= 1.0 and (value == 0.0 or value > 0.5)
+    assert anls_score(a, a) == 1.0
 
 
 def test_charxiv_descriptive_rules():

@@ -81,19 +81,14 @@ def parse_judge_category(reply: str) -> str:
 
 
 def judge_completion(judge: dict[str, Any]) -> Callable[[str], str]:
-    """``prompt -> reply`` from the eval stage's judge clients, for the ``eval.judge`` block."""
-    from kawhi.eval.judge import hf_completion, openai_completion
+    """``prompt -> reply`` from the judge the eval stage builds for the ``eval.judge`` block (every
+    kind it knows: openai, vllm, hf); the block's ``benchmarks`` list limits scoring, not figure 1."""
+    from kawhi.eval.judge import build_judge
 
-    kind, model = judge.get("kind"), judge.get("model")
-    if not model:
-        raise ReportInputError("eval.judge.model is required when eval.judge is set")
-    if kind == "openai":
-        if not judge.get("base_url"):
-            raise ReportInputError("eval.judge.base_url is required for kind: openai")
-        return openai_completion(model, judge["base_url"])
-    if kind == "hf":
-        return hf_completion(model)
-    raise ReportInputError(f"eval.judge.kind must be 'openai' or 'hf', got {kind!r}")
+    try:
+        return build_judge({k: v for k, v in judge.items() if k != "benchmarks"}).complete
+    except ValueError as err:  # a missing or unknown key of eval.judge, named by build_judge
+        raise ReportInputError(str(err)) from err
 
 
 def judge_classifier(judge: dict[str, Any], complete: Callable[[str], str] | None = None) -> Classifier:

@@ -85,15 +85,6 @@ def levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
-def anls(prediction: str, gold: str, threshold: float = 0.5) -> float:
-    """Average normalised Levenshtein similarity of one pair: 1 - NL, or 0 when it falls below ``threshold``."""
-    prediction, gold = " ".join(prediction.split()), " ".join(gold.split())
-    if not prediction and not gold:
-        return 1.0
-    similarity = 1.0 - levenshtein(prediction, gold) / max(len(prediction), len(gold))
-    return similarity if similarity >= threshold else 0.0
-
-
 def letter_options(options: Sequence[str]) -> dict[str, str]:
     return {OPTION_LETTERS[i]: str(opt) for i, opt in enumerate(options)}
 

@@ -1,75 +1,98 @@
-"""ChartQA-Pro: the official ``evaluate_predictions.py`` metric.
+"""ChartQA-Pro: the official metric, vis-nlp/ChartQAPro ``evaluate_predictions.py``
+(``evaluate_predictions_chartqapro``, ``relaxed_correctness_chartqapro``, ``evaluate_single_answer``,
+``fix_list_format``, ``parse_to_list``) with the ``anls`` package's ``anls_score``.
 
-The target is the last entry of ``Answer`` (conversational rows are scored on their last turn).
-Per element (a "[a, b]" list answer is compared element by element, a length mismatch scoring 0):
-exact match (case-insensitive) when the row's ``Year`` flag says the element is a year, or for
-"Multi Choice" and "Fact Checking" questions; otherwise a number within 5% relative error (0 needs 0),
-else ANLS (threshold 0.5). Accuracy is the mean, overall and per ``Question Type``.
+The target is the last entry of ``Answer`` (conversational rows are scored on their last turn, with the
+last ``Year`` flag), both target and prediction stripped of "." and newlines at the ends. A list answer
+"[a, b]" is compared element by element (the target's unquoted elements are quoted first; the
+prediction counts as a list only when it is a Python list literal); a missing or extra element scores 0.
+An element flagged as a year (``Year`` "YES") needs an exact, case-insensitive match; otherwise numbers
+(a "%" ignored) must be within 5% (a target of 0 needs 0), and text scores its ANLS (1 - normalised edit
+distance, 0 when the distance is 0.5 or more). Accuracy is the mean, overall and per ``Question Type``.
 
-Note: the official script computes the exact-match switch for multiple choice / fact checking but does
-not pass it on (those rows fall through to the 5% / ANLS rule); this scorer applies it, as the paper
-describes.
+As in the official script, Multi Choice and Fact Checking answers are scored by the same rule: the
+script computes an exact-match switch for them but never passes it on, and its numbers are the
+published ones. The prediction is the response's ``\\boxed{}`` answer, else its "the answer is ..."
+statement, else the whole response (the official prompt asks for the bare answer).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
-from kawhi.data.answers import extract_answer
-from kawhi.eval.scorers.base import Scorer, anls, as_list, require
+from kawhi.eval.scorers.base import Scorer, as_list, levenshtein, require
+from kawhi.eval.scorers.chartqa import chartqa_prediction
 
-EXACT_TYPES = ("Multi Choice", "Fact Checking")
+MAX_RELATIVE_CHANGE = 0.05
+ANLS_THRESHOLD = 0.5
 
 
-def parse_list(text: str) -> list[str] | None:
-    """A "[a, b]" answer as its elements (quoted or not); None when ``text`` is not a list."""
-    text = str(text).strip()
-    if not (text.startswith("[") and text.endswith("]")):
-        return None
+def fix_list_format(item: str) -> Any:
+    """A "[a, b]" target with its unquoted elements quoted, evaluated to a list; else ``item``."""
+    match = re.match(r"^\[(.*)\]$", item.strip())
+    if not match:
+        return item
+    corrected = re.sub(r"(?<!['\w])(\w[^,]*?)(?!['\w])", r"'\1'", match.group(1))
     try:
-        value = ast.literal_eval(text)
-        if isinstance(value, list):
-            return [str(v).strip(" '\"") for v in value]
+        return ast.literal_eval(f"[{corrected}]")
     except (SyntaxError, ValueError):
-        pass
-    return [part.strip(" '\"") for part in text[1:-1].split(",")]
+        return item
 
 
-def _number(text: str) -> float | None:
+def parse_to_list(text: str) -> list[str] | None:
+    """``text`` as a list of stripped strings when it is a Python list literal, else None."""
+    try:
+        parsed = ast.literal_eval(text)
+    except Exception:  # the official parser treats any failure (syntax, names, ...) as "not a list"
+        return None
+    return [str(x).strip(" '") for x in parsed] if isinstance(parsed, list) else None
+
+
+def _float(text: str) -> float | None:
     try:
         return float(text.strip().strip("%"))
     except ValueError:
         return None
 
 
-def element_score(target: str, prediction: str, exact: bool) -> float:
-    t, p = target.strip(), prediction.strip()
-    if exact:
-        return float(t.lower() == p.lower())
-    t_num, p_num = _number(t.strip("%").strip()), _number(p.strip("%").strip())
-    if t_num is not None and p_num is not None:
-        if t_num == 0.0:
-            return float(p_num == 0.0)
-        return float(abs(p_num - t_num) / abs(t_num) <= 0.05)
-    return anls(p.lower(), t.lower(), threshold=0.5)
+def anls_score(prediction: str, gold: str, threshold: float = ANLS_THRESHOLD) -> float:
+    """The ``anls`` package's score of one pair: case-insensitive, runs of whitespace collapsed,
+    1 - normalised Levenshtein distance when that distance is below ``threshold``, else 0."""
+    p, g = " ".join(prediction.strip().lower().split()), " ".join(gold.strip().lower().split())
+    length = max(len(p), len(g))
+    distance = levenshtein(p, g) / length if length else 0.0
+    return 1.0 - distance if distance < threshold else 0.0
+
+
+def evaluate_single_answer(target: str, prediction: str, max_relative_change: float = MAX_RELATIVE_CHANGE) -> float:
+    t, p = target.strip().strip("%").strip(), prediction.strip().strip("%").strip()
+    t_f, p_f = _float(t), _float(p)
+    if t_f is not None and p_f is not None:
+        if t_f == 0.0:
+            return float(p_f == 0.0)
+        return float(abs(p_f - t_f) / abs(t_f) <= max_relative_change)
+    return anls_score(p.lower(), t.lower())
 
 
 def chartqapro_score(target: str, prediction: str, question_type: str, year_flags: list[str]) -> float:
-    targets = parse_list(target) or [target]
-    predictions = parse_list(prediction) or [prediction]
-    flags = [str(f) for f in year_flags] or ["NO"]
+    """One row's score (``relaxed_correctness_chartqapro`` as ``evaluate_predictions_chartqapro`` calls it)."""
+    flags = [str(f) for f in year_flags] or ["NO"]  # the official script needs a flag per element
     if question_type == "Conversational":
         flags = flags[-1:]
-    if len(flags) < len(targets):
-        flags = flags * len(targets)
+    t_list = parse_to_list(str(fix_list_format(target))) or [str(target)]
+    p_list = parse_to_list(str(prediction)) or [str(prediction)]
+    if len(flags) < len(t_list):
+        flags = flags * len(t_list)
     scores = []
-    for i in range(max(len(targets), len(predictions))):
-        if i >= len(targets) or i >= len(predictions):
+    for i in range(max(len(t_list), len(p_list))):
+        if i >= len(t_list) or i >= len(p_list):
             scores.append(0.0)
-            continue
-        exact = flags[i].upper() == "YES" or question_type in EXACT_TYPES
-        scores.append(element_score(targets[i], predictions[i], exact))
+        elif flags[i].upper() == "YES":
+            scores.append(float(t_list[i].strip().lower() == p_list[i].strip().lower()))
+        else:
+            scores.append(evaluate_single_answer(t_list[i], p_list[i]))
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -83,7 +106,6 @@ class ChartQAProScorer(Scorer):
         if not answers:
             raise ValueError(f"ChartQA-Pro row {row.get('id', '?')!r} has an empty Answer list")
         target = answers[-1].strip(".").strip("\n")
-        pred = extract_answer(response)
-        pred = ("" if pred is None else pred).strip(".").strip("\n")
+        pred = chartqa_prediction(response or "").strip(".").strip("\n")
         score = chartqapro_score(target, pred, str(row["Question Type"]), as_list(row.get("Year")))
         return {"extracted": pred, "score": score}
