@@ -14,9 +14,10 @@ generated program logged. One sandboxed run here logs all four records (:data:`T
 * ``colors`` (``color_evaluator.py`` + ``color_evaluator_prefix.py``): ``"<plotting function>--#RRGGBB"``
   (or a colormap name) per drawn element, refreshed from the final objects (``update_drawed_colors``),
   deduplicated, and thinned by ``color_utils.filter_color`` when there are more than 10; per plotting
-  function the best one-to-one pairing by CIEDE2000 similarity, ``max(0, 1 - dE/100)`` (colormath's
-  sRGB -> Lab D50 conversion, reproduced in :func:`srgb_to_lab_d50`), summed over functions and divided
-  by each side's count for precision and recall (:func:`color_f1`).
+  function the best one-to-one pairing by CIEDE2000 similarity, ``max(0, 1 - dE/100)`` (colormath 3.0's
+  sRGB -> Lab conversion, relative to D65, and its ``delta_e_cie2000``, reproduced in :func:`srgb_to_lab`
+  and :func:`delta_e_cie2000`), summed over functions and divided by each side's count for precision
+  and recall (:func:`color_f1`).
 * ``layout`` (``layout_evaluator.py``): each axes' gridspec geometry (``nrows``, ``ncols``, row and
   column span) of the final figure; F1 of the multiset match (:func:`layout_f1`).
 
@@ -33,6 +34,7 @@ from run to run.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from typing import Any
@@ -225,7 +227,7 @@ def _kx_layout(fig):
 TRACER_SUFFIX = r'''
 with open("ELEMENTS_FILE", "w") as _kx_fh:
     _kx_json.dump({"texts": _kx_texts, "chart_types": _kx_types, "colors": _kx_final_colors(),
-                   "layout": _kx_layout(plt.gcf())}, _kx_fh)
+                   "layout": _kx_layout(plt.gcf()), "n_axes": len(plt.gcf().axes)}, _kx_fh)
 '''.replace("ELEMENTS_FILE", ELEMENTS_FILE)
 
 # text_evaluator.py _get_ax_ticks_deletion_code (use_axs=False)
@@ -282,26 +284,65 @@ def chart_type_f1(generated: dict[str, int], golden: dict[str, int]) -> float:
     return _f1(correct / sum(generated.values()), correct / sum(golden.values()))
 
 
-def srgb_to_lab_d50(hex_color: str) -> np.ndarray:
-    """colormath's ``convert_color(sRGBColor(r, g, b, is_upscaled=True), LabColor)``: sRGB (D65) ->
-    XYZ -> Bradford adaptation to D50 -> CIE Lab with the D50 white point (LabColor's default)."""
-    from skimage.color import rgb2xyz, xyz2lab
+# colormath 3.0 (what color_utils.py calls): sRGBColor's rgb_to_xyz matrix, its D65 white point, CIE_E
+_SRGB_TO_XYZ = np.array([[0.412424, 0.357579, 0.180464],
+                         [0.212656, 0.715158, 0.0721856],
+                         [0.0193324, 0.119193, 0.950444]])
+_D65 = np.array([0.95047, 1.0, 1.08883])
+_CIE_E = 216.0 / 24389.0
 
-    rgb = np.array([[[int(hex_color[i:i + 2], 16) / 255.0 for i in (1, 3, 5)]]])
-    xyz = rgb2xyz(rgb)[0, 0]
-    bradford = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
-    d65, d50 = np.array([0.95047, 1.0, 1.08883]), np.array([0.96422, 1.0, 0.82521])
-    scale = np.diag((bradford @ d50) / (bradford @ d65))
-    adapted = np.linalg.inv(bradford) @ scale @ bradford @ xyz
-    return xyz2lab(adapted[None, None, :], illuminant="D50", observer="2")[0, 0]
+
+def srgb_to_lab(hex_color: str) -> np.ndarray:
+    """colormath's ``convert_color(sRGBColor(r, g, b, is_upscaled=True), LabColor)`` as color_utils.py
+    calls it: sRGB -> linear (0.04045 / 12.92 / 2.4) -> XYZ with colormath's sRGB matrix -> Lab relative
+    to sRGB's native illuminant D65 (no ``target_illuminant`` is passed, so there is no adaptation to
+    LabColor's default D50)."""
+    rgb = np.array([int(hex_color[i:i + 2], 16) / 255.0 for i in (1, 3, 5)])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    t = (_SRGB_TO_XYZ @ linear) / _D65
+    f = np.where(t > _CIE_E, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
+    return np.array([116.0 * f[1] - 16.0, 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])])
+
+
+def delta_e_cie2000(lab1: np.ndarray, lab2: np.ndarray) -> float:
+    """colormath ``color_diff_matrix.delta_e_cie2000`` (Kl = Kc = Kh = 1), with its own hue handling: the
+    mean hue is (h1 + h2 + 360) / 2 whenever |h1 - h2| > 180 (never - 360), which can differ from the
+    textbook CIEDE2000 (and from skimage's) in the rotation term."""
+    L1, a1, b1 = (float(v) for v in lab1)
+    L2, a2, b2 = (float(v) for v in lab2)
+    avg_Lp = (L1 + L2) / 2.0
+    C1, C2 = math.hypot(a1, b1), math.hypot(a2, b2)
+    avg_C = (C1 + C2) / 2.0
+    G = 0.5 * (1 - math.sqrt(avg_C ** 7.0 / (avg_C ** 7.0 + 25.0 ** 7.0)))
+    a1p, a2p = (1.0 + G) * a1, (1.0 + G) * a2
+    C1p, C2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
+    avg_Cp = (C1p + C2p) / 2.0
+    h1p = math.degrees(math.atan2(b1, a1p))
+    h1p += 360 if h1p < 0 else 0
+    h2p = math.degrees(math.atan2(b2, a2p))
+    h2p += 360 if h2p < 0 else 0
+    avg_Hp = ((360 if abs(h1p - h2p) > 180 else 0) + h1p + h2p) / 2.0
+    T = (1 - 0.17 * math.cos(math.radians(avg_Hp - 30)) + 0.24 * math.cos(math.radians(2 * avg_Hp))
+         + 0.32 * math.cos(math.radians(3 * avg_Hp + 6)) - 0.2 * math.cos(math.radians(4 * avg_Hp - 63)))
+    diff = h2p - h1p
+    delta_hp = diff + (360 if abs(diff) > 180 else 0) - (720 if h2p > h1p else 0)
+    delta_Lp, delta_Cp = L2 - L1, C2p - C1p
+    delta_Hp = 2 * math.sqrt(C2p * C1p) * math.sin(math.radians(delta_hp) / 2.0)
+    S_L = 1 + (0.015 * (avg_Lp - 50) ** 2) / math.sqrt(20 + (avg_Lp - 50) ** 2.0)
+    S_C = 1 + 0.045 * avg_Cp
+    S_H = 1 + 0.015 * avg_Cp * T
+    delta_ro = 30 * math.exp(-(((avg_Hp - 275) / 25) ** 2.0))
+    R_C = math.sqrt(avg_Cp ** 7.0 / (avg_Cp ** 7.0 + 25.0 ** 7.0))
+    R_T = -2 * R_C * math.sin(2 * math.radians(delta_ro))
+    return math.sqrt((delta_Lp / S_L) ** 2 + (delta_Cp / S_C) ** 2 + (delta_Hp / S_H) ** 2
+                     + R_T * (delta_Cp / S_C) * (delta_Hp / S_H))
 
 
 def color_similarity(c1: str, c2: str) -> float:
-    """color_utils ``calculate_similarity_single``: two hex colours by CIEDE2000, names by equality."""
-    from skimage.color import deltaE_ciede2000
-
+    """color_utils ``calculate_similarity_single``: two hex colours by colormath's CIEDE2000,
+    ``max(0, 1 - dE / 100)``; two names (colormaps) by equality; a hex and a name 0."""
     if c1.startswith("#") and c2.startswith("#"):
-        return max(0.0, 1 - float(deltaE_ciede2000(srgb_to_lab_d50(c1), srgb_to_lab_d50(c2))) / 100)
+        return max(0.0, 1 - delta_e_cie2000(srgb_to_lab(c1), srgb_to_lab(c2)) / 100)
     if not c1.startswith("#") and not c2.startswith("#"):
         return float(c1 == c2)
     return 0.0
@@ -345,11 +386,26 @@ def color_f1(generated: list[str], golden: list[str]) -> float:
     return _f1(total / len(generated), total / len(golden))
 
 
-def low_level_scores(golden: dict[str, Any], generated: dict[str, Any]) -> dict[str, float]:
+GRAPH_LAYOUT = {"nrows": 1, "ncols": 1, "row_start": 0, "row_end": 1, "col_start": 0, "col_end": 1}
+
+
+def graph_layout(records: dict[str, Any]) -> list[dict]:
+    """layout_evaluator ``_get_suffix_special_for_graph`` (code files whose path holds ``/graph``, the
+    networkx charts): one fixed record per axes of the figure, whatever its gridspec."""
+    n_axes = records.get("n_axes", len(records["layout"]))
+    return [dict(GRAPH_LAYOUT) for _ in range(n_axes)]
+
+
+def low_level_scores(golden: dict[str, Any], generated: dict[str, Any],
+                     example_id: str | None = None) -> dict[str, float]:
     """The four official F1 scores of one generated program against its reference (records as written
-    by the tracer: ``texts``, ``chart_types``, ``colors``, ``layout``)."""
+    by the tracer: ``texts``, ``chart_types``, ``colors``, ``layout``). ``example_id`` (the chart's file
+    name, e.g. ``graph_3``) selects the official layout records of the graph charts."""
+    graph = example_id is not None and str(example_id).startswith("graph")
+    gen_layout, gold_layout = ((graph_layout(generated), graph_layout(golden)) if graph
+                               else (generated["layout"], golden["layout"]))
     return {"text": text_f1(generated["texts"], golden["texts"]),
-            "layout": layout_f1(generated["layout"], golden["layout"]),
+            "layout": layout_f1(gen_layout, gold_layout),
             "type": chart_type_f1(generated["chart_types"], golden["chart_types"]),
             "color": color_f1(generated["colors"], golden["colors"])}
 

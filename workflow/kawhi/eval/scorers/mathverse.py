@@ -11,15 +11,24 @@ quick match, widened where it can never succeed although the answer is the gold 
 compares option letters, with the gold read as a letter ("B"), a bracketed letter ("(C)"), an option's
 text ("False", "090^\\circ T", taken from the question's "Choices" lines) or several letters ("C\\nD");
 free-form answers also match when math-verify finds them equivalent ("0.5" and "\\frac{1}{2}").
+A multiple-choice gold that names no option of the question (a "Vision Only" row, whose question text is
+empty, with a gold such as "False") is compared with the extraction as text, case-insensitively.
+
+Aggregation as ``score_answer_s2.py``: accuracy overall (right / total), per ``problem_version``
+(``accuracy_<version>``), per ``metadata.subject`` (``accuracy_subject_<subject>``) and per subject and
+``metadata.subfield`` (``accuracy_subfield_<subject>_<subfield>``). The official script reads
+``inst['category']`` although the released rows hold these under ``metadata`` (so it raises KeyError as
+published); ``metadata`` is what it means.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from kawhi.data.answers import extract_answer, is_equivalent
-from kawhi.eval.scorers.base import Scorer, require
+from kawhi.eval.scorers.base import Scorer, check_lengths, grouped_percent, mean_percent, require
 
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-H])\s*[:.)]\s*(.+?)\s*$", re.MULTILINE)
 _CHOICES_HEADER = re.compile(r"\bChoices?\s*:", re.IGNORECASE)
@@ -62,7 +71,8 @@ class MathVerseScorer(Scorer):
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
         require(row, "answer", "question_type")
         gold = str(row["answer"])
-        question = str(row.get("question_hub") or row.get("question") or "")
+        # the hub's own question (kept as question_hub; "" on Vision Only rows), as the official prompt has it
+        question = str(row["question_hub"] if "question_hub" in row else row.get("question") or "")
         if self.judge is not None:
             from kawhi.eval.judge_prompts import mathverse_extract_prompt, mathverse_score_prompt
 
@@ -78,9 +88,32 @@ class MathVerseScorer(Scorer):
             if extraction == gold:  # the official quick match
                 return {"extracted": extraction, "score": 1.0}
             wanted = gold_letters(gold, options)
-            if wanted is None:
-                raise ValueError(f"MathVerse row {row.get('id')!r}: gold {gold!r} names no option of {options!r}")
+            if wanted is None:  # a gold that is no option (letter or text) of the question: compare as text
+                same = (extraction or "").strip().rstrip(".").lower() == gold.strip().lower()
+                return {"extracted": extraction, "score": float(same)}
             got = predicted_letters(extraction)
             return {"extracted": extraction, "score": float(got == wanted)}
         extraction = extract_answer(response)
         return {"extracted": extraction, "score": float(extraction == gold or is_equivalent(extraction, gold))}
+
+    def aggregate(self, rows: list[dict[str, Any]], scored: list[dict[str, Any]]) -> dict[str, float]:
+        check_lengths(rows, scored)
+        metrics = {"accuracy": mean_percent(s["score"] for s in scored)}
+        metrics.update(grouped_percent([r.get("problem_version") for r in rows], scored, "accuracy"))
+        meta = [_metadata(r) for r in rows]
+        metrics.update(grouped_percent([m.get("subject") for m in meta], scored, "accuracy_subject"))
+        subfields = [f"{m['subject']} {m['subfield']}" if m.get("subject") and m.get("subfield") else None
+                     for m in meta]
+        metrics.update(grouped_percent(subfields, scored, "accuracy_subfield"))
+        return metrics
+
+
+def _metadata(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's ``metadata`` struct (a dict from parquet or JSON lines, or its JSON text)."""
+    value = row.get("metadata")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
