@@ -16,6 +16,10 @@ if not workflow.overwrite_configfiles:
 validate(config, schema="config/schema/config.schema.yaml", set_default=True)
 
 
+# the HTML report's landing page: the grid and its headline results with their intervals
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/data.smk"

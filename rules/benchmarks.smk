@@ -31,9 +31,13 @@ rule prepare_benchmark:
 
 
 def get_train_source_args(wildcards):
-    """--source/--split/--limit of the RL training set (train_data.source, paper profile)."""
-    train = config["train_data"]
-    args = [f"--{key} {shlex.quote(str(train[key]))}" for key in ("source", "split", "limit") if key in train]
+    """--name/--source/--split/--limit/--shuffle-seed of one RL training set (train_data or chart_train_data)."""
+    block, layout = TRAIN_DATA[wildcards.trainset]
+    train = config[block]
+    args = [f"--name {layout}"]
+    args += [f"--{key} {shlex.quote(str(train[key]))}" for key in ("source", "split", "limit") if key in train]
+    if train["shuffle"]:
+        args.append(f"--shuffle-seed {config['seed']}")
     if config["eval"]["skip_bad_rows"]:
         args.append("--skip-bad-rows")
     return " ".join(args)
@@ -41,11 +45,11 @@ def get_train_source_args(wildcards):
 
 rule prepare_train_data:
     output:
-        data_file("rl_train", "train"),
+        prepared_train_data("{trainset}"),
     params:
         args=get_train_source_args,
     log:
-        f"{LOGS}/data/rl_train.prepare.log",
+        f"{LOGS}/data/{{trainset}}_train.prepare.log",
     threads: 1
     shell:
-        "kawhi prepare-benchmark --name rl_train --out {output} {params.args} > {log} 2>&1"
+        "kawhi prepare-benchmark --out {output} {params.args} > {log} 2>&1"

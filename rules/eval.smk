@@ -36,17 +36,17 @@ rule evaluate_run:
         done=get_run_model,
         data=get_bench_data,
     output:
-        result=f"{RESULTS}/eval/{{model}}/{{algo}}/{{variant}}/{{bench}}.json",
-        samples=f"{RESULTS}/eval/{{model}}/{{algo}}/{{variant}}/{{bench}}.samples.jsonl",
+        result=eval_run_json("{model}", "{trainset}", "{algo}", "{variant}", "{seed}", "{bench}"),
+        samples=f"{RESULTS}/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.samples.jsonl",
     params:
         model=get_run_model_dir,
         settings=get_eval_settings,
     wildcard_constraints:
         bench=eval_bench_pattern(),
     log:
-        f"{LOGS}/eval/{{model}}/{{algo}}/{{variant}}/{{bench}}.log",
+        f"{LOGS}/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/eval/{{model}}/{{algo}}/{{variant}}/{{bench}}.tsv"
+        f"{RESULTS}/benchmarks/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.tsv"
     threads: config["eval"]["resources"]["threads"]
     resources:
         mem_mb=config["eval"]["resources"]["mem_mb"],
@@ -56,5 +56,6 @@ rule evaluate_run:
         "../envs/eval.yaml"
     shell:
         "kawhi evaluate --model {params.model} --benchmark {wildcards.bench} --data {input.data}"
-        " --out {output.result} --model-name {wildcards.model} --checkpoint {wildcards.algo}/{wildcards.variant}"
+        " --out {output.result} --model-name {wildcards.model}"
+        " --checkpoint {wildcards.trainset}/{wildcards.algo}/{wildcards.variant}/seed-{wildcards.seed}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -30,3 +30,16 @@ rule identify_heads:
         # threshold, top_k, batch_size and limit come from config["heads"] inside --settings
         "OMP_NUM_THREADS={threads} kawhi identify-heads --model {input.model} --bench {input.bench}"
         " --out-dir {params.out_dir} --name {wildcards.model} --settings {params.settings:q} > {log} 2>&1"
+
+
+rule published_heads:
+    output:
+        published_heads_json("{model}"),
+    params:
+        heads=get_published_heads,
+    log:
+        f"{LOGS}/heads/{{model}}.published.log",
+    threads: 1
+    shell:
+        # heads.source: published: the KAWHI runs read the paper's list (heads.published) instead of the sweep's
+        "kawhi published-heads --name {wildcards.model} --heads {params.heads} --out {output} > {log} 2>&1"

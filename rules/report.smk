@@ -6,13 +6,18 @@ TABLE1 = [report_file("table1.csv"), report_file("table1.md"), report_file("tabl
 TABLE2 = [report_file("table2.csv"), report_file("table2.md"), report_file("table2.tex")]
 FIGURE1 = [report_file("figure1.png"), report_file("figure1.pdf"), report_file("figure1.json")]
 FIGURE3 = [report_file("figure3.png"), report_file("figure3.pdf")]
-FIGURE4 = [report_file("figure4.png"), report_file("figure4.pdf")]
+FIGURE4 = [report_file(f"figure4.{ext}") for ext in ("png", "pdf", "csv", "md", "tex")]  # radar + chart table
+FIGURE5 = [report_file("figure5.png"), report_file("figure5.pdf"), report_file("figure5.csv")]
+FIGURE7 = [report_file(f"figure7.{ext}") for ext in ("png", "pdf", "csv", "md", "tex")]  # + its table
+SELECTOR = [report_file(f"selector.{ext}") for ext in ("png", "pdf", "csv", "md", "tex")]  # + its table
 CURVES = [report_file("curves.png"), report_file("curves.pdf"), report_file("curves.csv")]
 GALLERY = [report_file("gallery.png"), report_file("gallery.pdf")]
-SUMMARY = [report_file("summary.json"), report_file("summary.md")]
+SUMMARY = [report_file("summary.json"), report_file("summary.md"), report_file("headline.rst")]
 
-# rule all (Snakefile) builds these through common.smk's all_targets()
-REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + CURVES + GALLERY + SUMMARY
+# rule all (Snakefile) builds these through common.smk's all_targets(); a sweep without variants has no figure
+REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + FIGURE5 + CURVES + GALLERY + SUMMARY
+REPORT_TARGETS += FIGURE7 if config["grid"]["skip_ratio_variants"] else []
+REPORT_TARGETS += SELECTOR if config["grid"]["selector_variants"] else []
 
 
 localrules:
@@ -21,6 +26,9 @@ localrules:
     figure1,
     figure3,
     figure4,
+    figure5,
+    figure7,
+    selector,
     curves,
     gallery,
     summary,
@@ -29,6 +37,9 @@ localrules:
     make_figure1,
     make_figure3,
     make_figure4,
+    make_figure5,
+    make_figure7,
+    make_selector,
     make_curves,
     make_gallery,
     make_summary,
@@ -60,6 +71,21 @@ rule figure3:
 rule figure4:
     input:
         FIGURE4,
+
+
+rule figure5:
+    input:
+        FIGURE5,
+
+
+rule figure7:
+    input:
+        FIGURE7,
+
+
+rule selector:
+    input:
+        SELECTOR,
 
 
 rule curves:
@@ -168,6 +194,9 @@ rule make_figure4:
     output:
         png=report(FIGURE4[0], caption="../report/figure4.rst", category="Figures", labels={"figure": "4 chart radar", "format": "png"}),
         pdf=report(FIGURE4[1], caption="../report/figure4.rst", category="Figures", labels={"figure": "4 chart radar", "format": "pdf"}),
+        csv=report(FIGURE4[2], caption="../report/figure4.rst", category="Tables", labels={"table": "chart results", "format": "csv"}),
+        md=report(FIGURE4[3], caption="../report/figure4.rst", category="Tables", labels={"table": "chart results", "format": "markdown"}),
+        tex=FIGURE4[4],
     params:
         manifest=get_figure4_manifest,
     log:
@@ -177,7 +206,77 @@ rule make_figure4:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
     shell:
-        "kawhi figure4 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
+        "kawhi figure4 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
+        " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex} > {log} 2>&1"
+
+
+rule make_figure5:
+    input:
+        get_figure5_inputs,
+    output:
+        png=report(FIGURE5[0], caption="../report/figure5.rst", category="Figures", labels={"figure": "5 step time", "format": "png"}),
+        pdf=report(FIGURE5[1], caption="../report/figure5.rst", category="Figures", labels={"figure": "5 step time", "format": "pdf"}),
+        csv=report(FIGURE5[2], caption="../report/figure5.rst", category="Figures", labels={"figure": "5 step time", "format": "csv"}),
+    params:
+        manifest=get_figure5_manifest,
+    log:
+        f"{LOGS}/report/figure5.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi figure5 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
+        " --out-csv {output.csv} > {log} 2>&1"
+
+
+rule make_figure7:
+    input:
+        get_figure7_inputs,
+    output:
+        png=report(FIGURE7[0], caption="../report/figure7.rst", category="Figures", labels={"figure": "7 skip ratio", "format": "png"}),
+        pdf=report(FIGURE7[1], caption="../report/figure7.rst", category="Figures", labels={"figure": "7 skip ratio", "format": "pdf"}),
+        csv=report(FIGURE7[2], caption="../report/figure7.rst", category="Tables", labels={"table": "skip ratio", "format": "csv"}),
+        md=report(FIGURE7[3], caption="../report/figure7.rst", category="Tables", labels={"table": "skip ratio", "format": "markdown"}),
+        tex=FIGURE7[4],
+    params:
+        manifest=get_figure7_manifest,
+        skip_ratios=get_figure7_skip_ratios,
+        reference=get_reference_variant,
+    log:
+        f"{LOGS}/report/figure7.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi figure7 --manifest {params.manifest:q} --skip-ratios {params.skip_ratios:q}"
+        " --reference-variant {params.reference} --out-png {output.png} --out-pdf {output.pdf}"
+        " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex} > {log} 2>&1"
+
+
+rule make_selector:
+    input:
+        get_selector_inputs,
+    output:
+        png=report(SELECTOR[0], caption="../report/selector.rst", category="Figures", labels={"figure": "token selector", "format": "png"}),
+        pdf=report(SELECTOR[1], caption="../report/selector.rst", category="Figures", labels={"figure": "token selector", "format": "pdf"}),
+        csv=report(SELECTOR[2], caption="../report/selector.rst", category="Tables", labels={"table": "token selector", "format": "csv"}),
+        md=report(SELECTOR[3], caption="../report/selector.rst", category="Tables", labels={"table": "token selector", "format": "markdown"}),
+        tex=SELECTOR[4],
+    params:
+        manifest=get_selector_manifest,
+        reference=get_reference_variant,
+    log:
+        f"{LOGS}/report/selector.log",
+    threads: config["report"]["resources"]["threads"]
+    resources:
+        mem_mb=config["report"]["resources"]["mem_mb"],
+        runtime=config["report"]["resources"]["runtime"],
+    shell:
+        "kawhi selector --manifest {params.manifest:q} --reference-variant {params.reference}"
+        " --out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} --out-md {output.md}"
+        " --out-tex {output.tex} > {log} 2>&1"
 
 
 rule make_curves:
@@ -226,6 +325,8 @@ rule make_summary:
     output:
         json=report(SUMMARY[0], caption="../report/summary.rst", category="Tables", labels={"table": "performance summary", "format": "json"}),
         md=report(SUMMARY[1], caption="../report/summary.rst", category="Tables", labels={"table": "performance summary", "format": "markdown"}),
+        # the landing page (report/workflow.rst) includes it; registered so the report knows where it lies
+        rst=report(SUMMARY[2], caption="../report/summary.rst", category="Tables", labels={"table": "performance summary", "format": "headline"}),
     params:
         manifest=get_summary_manifest,
     log:
@@ -235,4 +336,5 @@ rule make_summary:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
     shell:
-        "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+        "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md}"
+        " --out-rst {output.rst} > {log} 2>&1"

@@ -1,8 +1,9 @@
 # rules for stage: train (see rules/common.smk for paths and input functions)
-# RL training: one run per (model, algorithm, variant) of the grid (Table 1) and of the ablations
-# (Table 2). Only done.json is declared, on purpose: a crashed job loses nothing but done.json, the
-# checkpoints/ in the run directory survive, and the rerun continues from the newest one
-# (`kawhi train` checks that they were made with the same settings and inputs).
+# RL training: one run per (model, training data, algorithm, variant, seed) of the grid (Table 1, the
+# chart experiment, the ablations and sweeps; common.smk's all_runs). Only done.json is declared, on
+# purpose: a crashed job loses nothing but done.json, the checkpoints/ in the run directory survive,
+# and the rerun continues from the newest one (`kawhi train` checks that they were made with the same
+# settings and inputs).
 
 
 rule train:
@@ -11,14 +12,14 @@ rule train:
         heads=get_heads_json,
         data=get_train_data,
     output:
-        done=run_done("{model}", "{algo}", "{variant}"),
+        done=run_done("{model}", "{trainset}", "{algo}", "{variant}", "{seed}"),
     params:
         out_dir=get_run_dir,
         settings=get_train_settings,
     log:
-        f"{LOGS}/train/{{model}}/{{algo}}/{{variant}}.log",
+        f"{LOGS}/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}/{{algo}}/{{variant}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.tsv"
     threads: config["training"]["resources"]["threads"]
     resources:
         mem_mb=config["training"]["resources"]["mem_mb"],
@@ -27,7 +28,7 @@ rule train:
     conda:
         "../envs/train.yaml"
     shell:
-        # algorithm preset, KAWHI variant and every training hyperparameter arrive inside --settings
+        # algorithm preset, KAWHI variant, seed, training data and every hyperparameter arrive inside --settings
         "OMP_NUM_THREADS={threads} kawhi train --model {input.policy} --algo {wildcards.algo}"
         " --variant {wildcards.variant} --heads {input.heads} --data {input.data} --out {params.out_dir}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -14,17 +14,32 @@ ALGOS = ("grpo", "dapo", "gspo")
 MATH = ("shapes_count", "shapes_arith")
 CHART = ("bars_lookup", "lines_compare", "chartqa")
 ABLATIONS = ("kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token")
+# what each fixture variant changes against full KAWHI (kawhi.config.variant_changes)
+DETAILS = {"kawhi-random": "regions=random", "kawhi-inverse": "regions=inverse", "kawhi-kk": "metric=kk",
+           "kawhi-token": "granularity=token"}
+N_ITEMS = 400  # the fixtures' scores are multiples of 0.25: 400 items of 0/1 hit them exactly
 
 
 def write_eval(path: Path, benchmark: str, score: float, model: str = "m", primary: str = "accuracy",
-               extra_metrics: dict[str, float] | None = None) -> Path:
-    """An eval JSON as the eval stage writes it (metrics in percent, the primary one named)."""
+               extra_metrics: dict[str, float] | None = None, items: int | None = N_ITEMS) -> Path:
+    """An eval JSON as the eval stage writes it (metrics in percent, the primary one named), and unless
+    ``items`` is None the samples file beside it, whose per-item scores average to ``score``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     metrics = {primary: score, **(extra_metrics or {})}
     path.write_text(json.dumps({"benchmark": benchmark, "model": model, "checkpoint": str(path.parent),
                                 "metrics": metrics, "primary": primary, "n": 100, "n_skipped": 0,
                                 "scorer": "exact", "judge": None, "provenance": {"config_hash": "x"}}))
+    if items is not None:
+        write_samples(path, [{"id": f"q{i}", "score": s} for i, s in enumerate(item_scores_for(score, items))])
     return path
+
+
+def item_scores_for(score: float, n: int = N_ITEMS) -> list[float]:
+    """``n`` per-item scores in [0, 1] whose mean is ``score`` / 100: the first items right, one partly.
+
+    Rows of one fixture share the item order, so a higher score is right on a superset of the items."""
+    filled = score / 100 * n
+    return [min(1.0, max(0.0, filled - i)) for i in range(n)]
 
 
 def score_of(model: str, algo: str, variant: str, bench: str) -> float:
@@ -41,11 +56,17 @@ def score_of(model: str, algo: str, variant: str, bench: str) -> float:
     return run + bonus
 
 
-def make_entry(root: Path, model: str, algo: str, variant: str, bench: str) -> EvalEntry:
-    sub = root / "eval" / model / (BASE_ROW if algo == BASE_ROW else f"{algo}/{variant}") / f"{bench}.json"
+def make_entry(root: Path, model: str, algo: str, variant: str, bench: str, seed: int | None = 0,
+               trainset: str = "math") -> EvalEntry:
+    """One seed's eval result (and its samples) of a row, laid out as the rules lay them out."""
+    if algo == BASE_ROW:
+        sub = root / "eval" / model / BASE_ROW / f"{bench}.json"
+        write_eval(sub, bench, score_of(model, algo, variant, bench), model)
+        return EvalEntry(model, BASE_ROW, "", bench, str(sub))
+    sub = root / "eval" / model / trainset / algo / variant / f"seed-{seed}" / f"{bench}.json"
     write_eval(sub, bench, score_of(model, algo, variant, bench), model)
-    kawhi = algo != BASE_ROW and variant != "baseline"
-    return EvalEntry(model, algo, "" if algo == BASE_ROW else variant, bench, str(sub), kawhi)
+    return EvalEntry(model, algo, variant, bench, str(sub), variant != "baseline", trainset, seed,
+                     DETAILS.get(variant, ""))
 
 
 def table1_entries(root: Path, models=MODELS, algos=ALGOS, benches=MATH) -> list[EvalEntry]:
@@ -60,19 +81,25 @@ def table2_entries(root: Path, model=MODELS[0], benches=MATH) -> list[EvalEntry]
     return [make_entry(root, model, "grpo", v, b) for v in ("baseline", "kawhi") + ABLATIONS for b in benches]
 
 
-def figure4_entries(root: Path, model=MODELS[0], benches=CHART) -> list[EvalEntry]:
-    return [make_entry(root, model, "grpo", v, b) for v in ("baseline", "kawhi") for b in benches]
+def figure4_entries(root: Path, model=MODELS[0], benches=CHART, base: bool = False) -> list[EvalEntry]:
+    entries = [make_entry(root, model, BASE_ROW, "", b) for b in benches] if base else []
+    return entries + [make_entry(root, model, "grpo", v, b, trainset="chart") for v in ("baseline", "kawhi")
+                      for b in benches]
 
 
-def write_run(root: Path, model: str, algo: str, variant: str, steps: int = 12, slope: float = 0.02) -> RunEntry:
-    run = root / "train" / model / algo / variant
+def write_run(root: Path, model: str, algo: str, variant: str, steps: int = 12, slope: float = 0.02,
+              seed: int = 0, trainset: str = "math", step_time: float = 1.0) -> RunEntry:
+    """A training run's metrics.jsonl (reward rising by ``slope`` a step, ``step_time`` seconds a step)."""
+    run = root / "train" / model / trainset / algo / variant / f"seed-{seed}"
     run.mkdir(parents=True, exist_ok=True)
     with open(run / "metrics.jsonl", "w") as fh:
         for step in range(1, steps + 1):
-            fh.write(json.dumps({"step": step, "reward": 0.2 + slope * step, "reward_std": 0.1}) + "\n")
+            fh.write(json.dumps({"step": step, "reward": 0.2 + slope * step, "reward_std": 0.1,
+                                 "step_time": step_time * (1 + 0.01 * (step % 3))}) + "\n")
         fh.write(json.dumps({"train_runtime": 1.0}) + "\n")  # a summary line without reward
     (run / "done.json").write_text(json.dumps({"steps": steps, "wall_time_s": 1.0, "provenance": {}}))
-    return RunEntry(model, algo, variant, str(run / "done.json"), variant != "baseline")
+    return RunEntry(model, algo, variant, str(run / "done.json"), variant != "baseline", trainset, seed,
+                    DETAILS.get(variant, ""))
 
 
 def write_heads(root: Path, model: str, n_heads: int = 8, critical: tuple[int, ...] = (3,)) -> HeadsEntry:

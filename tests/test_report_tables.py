@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kawhi.cli import main
 from kawhi.report.manifest import BASE_ROW, EvalEntry, ReportInputError, manifest_json
-from kawhi.report.tables import AVG, arrow, build_table1, build_table2
+from kawhi.report.tables import AVG, build_table1, build_table2
 from tests.report_fixtures import MATH, MODELS, table1_entries, table2_entries, write_eval
 
 
@@ -31,7 +31,7 @@ def test_table1_cell_recomputed_from_its_eval_json(tmp_path):
 
     # one cell, recomputed by hand from the files: m-b, DAPO+KAWHI, shapes_arith
     def read(model, algo, variant, bench):
-        sub = "base" if algo == BASE_ROW else f"{algo}/{variant}"
+        sub = "base" if algo == BASE_ROW else f"math/{algo}/{variant}/seed-0"
         doc = json.loads((tmp_path / "eval" / model / sub / f"{bench}.json").read_text())
         return doc["metrics"][doc["primary"]]
 
@@ -44,10 +44,15 @@ def test_table1_cell_recomputed_from_its_eval_json(tmp_path):
     assert row["shapes_arith vs algo"] == pytest.approx(score - own, abs=1e-4)
     avg = sum(read("m-b", "dapo", "kawhi", b) for b in MATH) / len(MATH)
     assert row[AVG] == pytest.approx(avg, abs=1e-4)
-    # and the same numbers, formatted, in the Markdown and LaTeX versions
+    # and the same numbers, formatted with their intervals, in the Markdown and LaTeX versions
     md = outs["md"].read_text()
-    assert f"{score:.2f} {score - base:+.2f} ({score - own:+.2f})" in md
-    assert f"{score:.2f}\\textsubscript{{{score - base:+.2f}}} \\textbf{{({score - own:+.2f})}}" in outs["tex"].read_text()
+    low, high = row["shapes_arith vs base low"], row["shapes_arith vs base high"]
+    assert low <= score - base <= high
+    assert f"{score:.2f} {score - base:+.2f} [{low:+.1f}, {high:+.1f}]" in md
+    assert f"({score - own:+.2f} [" in md and "paired bootstrap" in md
+    tex = outs["tex"].read_text()
+    assert f"{score:.2f}\\textsubscript{{{score - base:+.2f} [{low:+.1f}, {high:+.1f}]" in tex
+    assert f"\\textbf{{({score - own:+.2f} [" in tex
 
 
 def test_table1_rows_per_model_in_order(tmp_path):
@@ -56,7 +61,7 @@ def test_table1_rows_per_model_in_order(tmp_path):
     assert list(frame.model) == [m for m in MODELS for _ in range(7)]
     assert list(frame.method[:7]) == ["Base model", "GRPO", "GRPO+KAWHI", "DAPO", "DAPO+KAWHI", "GSPO",
                                       "GSPO+KAWHI"]
-    assert table.header == ["Method", "shapes_count", "shapes_arith", AVG]
+    assert table.header == ["Method", "shapes_count", "shapes_arith", AVG, "Seeds"]
     assert table.group_starts == [0, 7]
     base_rows = frame[frame.algo == BASE_ROW]
     assert base_rows[f"{AVG} vs base"].isna().all()  # the base model has no delta against itself
@@ -102,7 +107,7 @@ def test_table1_deltas_are_differences_of_scores(tmp_path_factory, scores):
     assert frame.loc["GRPO", AVG] == pytest.approx((scores[2] + scores[3]) / 2)
 
 
-def test_table2_drops_against_full_kawhi(tmp_path):
+def test_table2_changes_against_full_kawhi(tmp_path):
     entries = table2_entries(tmp_path)
     outs = _cli_table(tmp_path, "table2", entries)
     frame = pd.read_csv(outs["csv"]).set_index("method")
@@ -110,15 +115,17 @@ def test_table2_drops_against_full_kawhi(tmp_path):
                                  "GRPO+KAWHI w/ inverse regions", "GRPO+KAWHI w/ Key-Key alignment",
                                  "GRPO+KAWHI w/ token granularity"]
     ref = frame.loc["GRPO+KAWHI"]
-    for method, row in frame.iterrows():
+    for method, row in frame.drop(index="GRPO+KAWHI").iterrows():
         for bench in MATH:
-            assert row[f"{bench} drop"] == pytest.approx(ref[bench] - row[bench], abs=1e-4)
-    assert frame.loc["GRPO+KAWHI", f"{AVG} drop"] == 0
-    assert bool(frame.loc["GRPO+KAWHI", "reference"])
+            assert row[f"{bench} vs ref"] == pytest.approx(row[bench] - ref[bench], abs=1e-4)
+            assert row[f"{bench} vs ref low"] <= row[f"{bench} vs ref"] <= row[f"{bench} vs ref high"]
+    assert pd.isna(ref[f"{AVG} vs ref"]) and bool(ref["reference"])
     md = outs["md"].read_text()
-    drop = ref["shapes_count"] - frame.loc["GRPO+KAWHI w/ inverse regions", "shapes_count"]
-    assert f"↓{drop:.2f}" in md
-    assert r"$\downarrow$" in outs["tex"].read_text()
+    change = frame.loc["GRPO+KAWHI w/ inverse regions", "shapes_count"] - ref["shapes_count"]
+    assert f"{change:+.2f} [" in md
+    # the fixture's inverse regions are right on a subset of full KAWHI's items: a significant loss
+    assert bool(frame.loc["GRPO+KAWHI w/ inverse regions", "shapes_count vs ref significant"])
+    assert r"$^{*}$" in outs["tex"].read_text()
 
 
 def test_table2_needs_one_reference(tmp_path):
@@ -127,7 +134,30 @@ def test_table2_needs_one_reference(tmp_path):
         build_table2(entries)
 
 
-def test_arrow_signs():
-    assert arrow(1.234) == "↓1.23"
-    assert arrow(-0.5) == "↑0.50"
-    assert arrow(0.0) == "↓0.00"
+def test_seeds_are_averaged_and_counted(tmp_path):
+    """A row with two seeds prints the mean of their scores, and the Seeds column says 2."""
+    entries = [EvalEntry("m", BASE_ROW, "", b, str(write_eval(tmp_path / "base" / f"{b}.json", b, 40.0)))
+               for b in MATH]
+    for seed, score in ((0, 50.0), (1, 60.0)):
+        for b in MATH:
+            path = write_eval(tmp_path / f"seed-{seed}" / f"{b}.json", b, score)
+            entries.append(EvalEntry("m", "grpo", "baseline", b, str(path), False, "math", seed))
+    table = build_table1(entries)
+    grpo = table.frame.set_index("method").loc["GRPO"]
+    assert grpo["shapes_count"] == pytest.approx(55.0) and grpo["n_seeds"] == 2 and grpo["seeds"] == "0 1"
+    assert grpo["shapes_count vs base"] == pytest.approx(15.0)
+    assert table.md_rows[1][-1] == "2" and table.md_rows[0][-1] == "–"
+
+
+def test_published_values_are_printed_beside_ours(tmp_path):
+    entries = []
+    for algo, variant, score, paper in ((BASE_ROW, "", 40.0, 45.0), ("grpo", "baseline", 50.0, 47.5)):
+        for b in MATH:
+            path = write_eval(tmp_path / f"{algo}-{b}.json", b, score)
+            entries.append(EvalEntry("m", algo, variant, b, str(path), False, "" if algo == BASE_ROW else "math",
+                                     None if algo == BASE_ROW else 0, "", paper))
+    table = build_table1(entries)
+    grpo = table.frame.set_index("method").loc["GRPO"]
+    assert grpo["shapes_count paper"] == 47.5 and grpo["shapes_count vs paper"] == pytest.approx(2.5)
+    assert grpo[f"{AVG} paper"] == pytest.approx(47.5)
+    assert "paper 47.50 (+2.50)" in table.md_rows[1][1]

@@ -92,7 +92,6 @@ class AlgorithmSettings:
     dynamic_sampling_max_tries: int = 3
     overlong_punishment: bool = False
     overlong_buffer: int = 8
-    learning_rate: float | None = None
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -127,20 +126,68 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             raise ConfigError(f"invalid config at 'grid.variants': unknown variant '{variant}'")
     for variant in config["variants"]:
         _check_variant(config, variant)
+    _check_grid_keys(config)
+
+
+def _schema_part(*path: str) -> dict[str, Any]:
+    """The schema at ``path`` (e.g. "definitions", "kawhi_settings"), standalone: its $refs still resolve."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    part = schema
+    for key in path:
+        part = part[key]
+    return dict(part, definitions=schema["definitions"])
+
+
+def _first_error(schema: dict[str, Any], instance: dict[str, Any], where: str) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path)
+        raise ConfigError(f"invalid config at '{where}{'.' + key if key else ''}': {error.message}")
+
+
+def _check_grid_keys(config: dict[str, Any]) -> None:
+    """The keys of the grid's seeds, sweeps, training sets, per-algorithm training and published heads."""
+    grid = config["grid"]
+    for key in ("skip_ratio_variants", "selector_variants"):
+        for variant in grid[key]:
+            if variant not in config["variants"]:
+                raise ConfigError(f"invalid config at 'grid.{key}': unknown variant '{variant}'")
+            if not kawhi_settings(config, variant).enabled:
+                raise ConfigError(f"invalid config at 'grid.{key}': variant '{variant}' does not enable KAWHI")
+    for block in ("train_data", "chart_train_data"):
+        if not config[block].get("source") and not config[block].get("suites"):
+            raise ConfigError(f"invalid config at '{block}': give suites (synthetic) or source (a dataset)")
+    training_schema = _schema_part("properties", "training")
+    for algo, preset in config["algorithms"].items():
+        overrides = preset.get("training", {})
+        if "resources" in overrides:
+            raise ConfigError(f"invalid config at 'algorithms.{algo}.training.resources': resources are the "
+                              f"training rule's, not an algorithm's")
+        _first_error(training_schema, deep_merge(config["training"], overrides), f"algorithms.{algo}.training")
+    for algo in config["algorithms"]:
+        training = algorithm_training(config, algo)
+        if "prompts_per_step" in training and "gradient_accumulation_steps" in training:
+            raise ConfigError(f"invalid config at 'algorithms.{algo}.training': prompts_per_step sets "
+                              f"gradient_accumulation_steps; give one of the two (training block included)")
+    heads = config["heads"]
+    for model in heads["published"]:
+        if model not in config["models"]:
+            raise ConfigError(f"invalid config at 'heads.published.{model}': not a model of this config "
+                              f"(models: {', '.join(config['models'])})")
+    if heads["source"] == "published":
+        missing = [m for m in config["models"] if m not in heads["published"]]
+        if missing:
+            raise ConfigError(f"invalid config at 'heads.published': heads.source is 'published' but "
+                              f"model(s) {missing} have no list")
 
 
 def _check_variant(config: dict[str, Any], variant: str) -> None:
     """A variant's overrides merged over the kawhi block must be a valid kawhi block."""
-    import jsonschema
-
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    kawhi_schema = dict(schema["definitions"]["kawhi_settings"], definitions=schema["definitions"])
     overrides = {k: v for k, v in config["variants"][variant].items() if k != "learning_rate"}
-    merged = deep_merge(config["kawhi"], overrides)
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(kawhi_schema).iter_errors(merged))
-    if error is not None:
-        key = ".".join(str(p) for p in error.absolute_path)
-        raise ConfigError(f"invalid config at 'variants.{variant}{'.' + key if key else ''}': {error.message}")
+    _first_error(_schema_part("definitions", "kawhi_settings"), deep_merge(config["kawhi"], overrides),
+                 f"variants.{variant}")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -198,17 +245,32 @@ def kawhi_settings(config: dict[str, Any], variant: str) -> KawhiSettings:
 def algorithm_settings(config: dict[str, Any], algo: str) -> AlgorithmSettings:
     if algo not in config["algorithms"]:
         raise ConfigError(f"invalid config: unknown algorithm '{algo}'")
-    return AlgorithmSettings(name=algo, **config["algorithms"][algo])
+    preset = {k: v for k, v in config["algorithms"][algo].items() if k != "training"}
+    return AlgorithmSettings(name=algo, **preset)
 
 
-def train_settings(config: dict[str, Any], model: str, algo: str, variant: str) -> dict[str, Any]:
-    """Everything one training run depends on; its hash is the run's config hash."""
+def algorithm_training(config: dict[str, Any], algo: str) -> dict[str, Any]:
+    """The training block (minus resources) with the algorithm's own ``training`` overrides merged over it."""
     training = {k: v for k, v in config["training"].items() if k != "resources"}
+    return deep_merge(training, config["algorithms"][algo].get("training", {}))
+
+
+TRAINSETS = ("math", "chart")  # the math grid (train_data) and the chart experiment (chart_train_data)
+
+
+def train_settings(config: dict[str, Any], model: str, algo: str, variant: str, seed: int | None = None,
+                   trainset: str = "math") -> dict[str, Any]:
+    """Everything one training run depends on; its hash is the run's config hash.
+
+    ``seed`` is the run's training seed (one of ``grid.seeds``; default: the config seed); ``trainset``
+    says which training data the run reads (``train_data`` or ``chart_train_data``).
+    """
+    if trainset not in TRAINSETS:
+        raise ConfigError(f"unknown training set '{trainset}' (one of {', '.join(TRAINSETS)})")
     algorithm = dataclasses.asdict(algorithm_settings(config, algo))
-    # the most specific learning rate wins: variant, then algorithm preset, then the training block
-    algorithm_lr = algorithm.pop("learning_rate")
-    training["learning_rate"] = (config["variants"][variant].get("learning_rate") or algorithm_lr
-                                 or training["learning_rate"])
+    training = algorithm_training(config, algo)
+    # a variant's learning rate is the most specific one (then the algorithm's, then the training block's)
+    training["learning_rate"] = config["variants"][variant].get("learning_rate") or training["learning_rate"]
     return {
         "model": model,
         "arch": config["models"][model]["arch"],
@@ -216,8 +278,33 @@ def train_settings(config: dict[str, Any], model: str, algo: str, variant: str) 
         "variant": variant,
         "kawhi": kawhi_settings(config, variant).to_dict(),
         "training": training,
-        "seed": config["seed"],
+        "trainset": trainset,
+        "seed": config["seed"] if seed is None else int(seed),
     }
+
+
+def variant_changes(config: dict[str, Any], variant: str) -> str:
+    """What a KAWHI variant changes against the full method (the kawhi block), e.g. ``regions=random`` or
+    ``sguf.skip_ratio=0.1,learning_rate=1e-05``; "" for the full method and for variants without KAWHI."""
+    settings = kawhi_settings(config, variant)
+    if not settings.enabled:
+        return ""
+
+    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(leaves(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+
+    full = leaves(KawhiSettings.from_dict(config["kawhi"]).to_dict())
+    mine = leaves(settings.to_dict())
+    changes = {k: v for k, v in mine.items() if full.get(k) != v}
+    if "learning_rate" in config["variants"][variant]:
+        changes["learning_rate"] = config["variants"][variant]["learning_rate"]
+    return ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(changes.items()))
 
 
 def sft_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
@@ -232,7 +319,8 @@ def sft_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
 
 def heads_settings(config: dict[str, Any], model: str | None = None) -> dict[str, Any]:
     """What head identification depends on: the heads block (minus resources) and its benchmark."""
-    settings = {k: v for k, v in config["heads"].items() if k != "resources"}
+    # which heads training uses (source, published) does not change the sweep
+    settings = {k: v for k, v in config["heads"].items() if k not in ("resources", "source", "published")}
     settings["benchmark"] = config["heads_benchmark"]
     settings["seed"] = config["seed"]
     if model is not None:

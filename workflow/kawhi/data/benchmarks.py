@@ -320,8 +320,13 @@ def _merge(spec: BenchmarkSpec, row: dict[str, Any], common: dict[str, Any]) -> 
 
 
 def prepare_benchmark(name: str, out: str | Path, source: str | None = None, split: str | None = None,
-                      limit: int | None = None, skip_bad_rows: bool = False) -> PrepareReport:
-    """Write benchmark ``name`` as parquet at ``out`` (atomically); see the module docstring."""
+                      limit: int | None = None, skip_bad_rows: bool = False,
+                      shuffle_seed: int | None = None) -> PrepareReport:
+    """Write benchmark ``name`` as parquet at ``out`` (atomically); see the module docstring.
+
+    ``shuffle_seed``: read the source in an order shuffled with this seed, so that ``limit`` keeps a
+    seeded random subset (the paper's 20K ChartQA training rows) instead of the first rows.
+    """
     import datasets
 
     from kawhi.atomic import atomic_path
@@ -329,6 +334,8 @@ def prepare_benchmark(name: str, out: str | Path, source: str | None = None, spl
     spec = get_benchmark(name)
     source, split = source or spec.source, split or spec.split
     raw = load_source(spec, source, split)
+    if shuffle_seed is not None:
+        raw = raw.shuffle(seed=shuffle_seed)
     skipped: list[str] = []
     rows = []
     for row in iter_common_rows(spec, raw, skip_bad_rows, skipped):

@@ -29,12 +29,23 @@ def run_identify_heads(args: argparse.Namespace) -> int:
         settings["cache_vision"] = False
     summary = identify_heads(
         model_dir=args.model, bench=args.bench, out_dir=args.out_dir,
-        threshold=float(settings.get("threshold", 50.0)), top_k=int(settings.get("top_k", 2)),
+        threshold=float(settings["threshold"]), top_k=int(settings["top_k"]),
         batch_size=int(settings.get("batch_size", 32)), limit=settings.get("limit"),
         settings=settings, model_name=settings.get("model"),
         cache_vision=bool(settings.get("cache_vision", True)),
     )
     print(f"critical heads {summary['heads']} (by {summary['selected_by']}), baseline {summary['baseline']:.2f}")
+    return 0
+
+
+def run_published_heads(args: argparse.Namespace) -> int:
+    from kawhi.atomic import write_json
+    from kawhi.provenance import provenance
+
+    heads = sorted(set(args.heads))
+    write_json(args.out, {"heads": heads, "model": args.name, "selected_by": "published",
+                          "provenance": provenance({"model": args.name, "heads": heads})})
+    print(f"{args.name}: published heads {heads} -> {args.out}")
     return 0
 
 
@@ -49,9 +60,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--bench", required=True, help="MME-style benchmark: parquet file, a directory of them, or a hub id")
     p.add_argument("--out-dir", required=True, help="where ablation.csv, critical_heads.json, figure3.* go")
     p.add_argument("--name", default=None, help="model name recorded in the JSON (default: settings or dir)")
-    p.add_argument("--threshold", type=float, default=None, help="MME points a head's drop must exceed (50)")
+    p.add_argument("--threshold", type=float, default=None, help="MME points a head's drop must exceed (default: config heads.threshold)")
     p.add_argument("--top-k", dest="top_k", type=int, default=None,
-                   help="heads kept when none passes the threshold (2)")
+                   help="heads kept when none passes the threshold (default: config heads.top_k)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="questions per forward (32)")
     p.add_argument("--limit", type=int, default=None,
                    help="first N questions, rounded up to whole images (default: all)")
@@ -59,3 +70,12 @@ def add_commands(subparsers) -> None:
                    help="recompute the vision tower in every masked pass (saves the features' memory)")
     add_settings_arguments(p)
     p.set_defaults(handler=run_identify_heads)
+
+    p = subparsers.add_parser(
+        "published-heads", help="write a model's published vision-critical heads (heads.source: published)",
+        description="Write the heads a paper published for a model as a critical-heads JSON that training reads "
+                    "instead of the sweep's (config heads.published).")
+    p.add_argument("--name", required=True, help="model name recorded in the JSON")
+    p.add_argument("--heads", required=True, type=int, nargs="+", help="head indices")
+    p.add_argument("--out", required=True, help="output JSON")
+    p.set_defaults(handler=run_published_heads)

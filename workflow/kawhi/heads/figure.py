@@ -14,14 +14,16 @@ import pandas as pd
 
 CRITICAL_COLOR = "#c0392b"
 OTHER_COLOR = "#7f8c8d"
+PUBLISHED_COLOR = "#1f3a93"
 
 
 def plot_ablation(ax, ablation: pd.DataFrame, baseline: float, threshold: float, title: str,
-                  selected: Sequence[int] | None = None) -> None:
+                  selected: Sequence[int] | None = None, published: Sequence[int] = ()) -> None:
     """Draw one model's sweep on ``ax``. ``ablation`` has columns ``head`` and ``total`` (ablation.csv).
 
     ``selected`` (the heads of critical_heads.json) are coloured; by default the heads whose drop
-    exceeds ``threshold``. Pass it when the top-k fallback chose them.
+    exceeds ``threshold``. Pass it when the top-k fallback chose them. ``published`` (a paper's list,
+    config heads.published) are marked with a triangle above their bars, so the two can be compared.
     """
     for column in ("head", "total"):
         if column not in ablation.columns:
@@ -37,6 +39,10 @@ def plot_ablation(ax, ablation: pd.DataFrame, baseline: float, threshold: float,
     ax.axhline(baseline, color="black", linewidth=1.2, label=f"baseline b = {baseline:.1f}")
     ax.axhline(baseline - threshold, color=CRITICAL_COLOR, linestyle="--", linewidth=1.0,
                label=f"b - {threshold:g} (threshold)")
+    marked = sorted(set(heads) & {int(h) for h in published})
+    if marked:
+        ax.scatter(marked, [max(totals + [baseline])] * len(marked), marker="v", color=PUBLISHED_COLOR,
+                   zorder=3, label=f"published heads {marked}")
     ax.set_xlabel("masked head index (all layers)")
     ax.set_ylabel("MME score")
     ax.set_title(title, fontsize=10)

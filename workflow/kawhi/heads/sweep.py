@@ -343,7 +343,7 @@ def select_heads(drops: Sequence[float], threshold: float, top_k: int) -> tuple[
 
 # ---- the command's work ----------------------------------------------------------------------------
 
-def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path, threshold: float = 50.0,
+def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path, threshold: float = 100.0,
                    top_k: int = 2, batch_size: int = 32, limit: int | None = None,
                    settings: dict[str, Any] | None = None, model_name: str | None = None,
                    cache_vision: bool = True, progress: bool = True) -> dict[str, Any]:

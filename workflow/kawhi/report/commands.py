@@ -1,4 +1,5 @@
-"""``kawhi table1|table2|figure1|figure3|figure4|curves|gallery|summary``: one subcommand per artefact.
+"""``kawhi table1|table2|figure1|figure3|figure4|figure5|figure7|selector|curves|gallery|summary``: one
+subcommand per artefact.
 
 Every command takes its inputs explicitly: a *manifest* (JSON list, inline or as a file) that names each
 eval JSON or training run and says what it is; the rules in rules/report.smk build those manifests.
@@ -23,24 +24,26 @@ def _figure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-pdf", default=None)
 
 
-def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("table1", help="Table 1: main results (CSV, Markdown, LaTeX)")
-    _manifest_arg(p)
+def _table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-tex", required=True)
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("table1", help="Table 1: main results (CSV, Markdown, LaTeX)")
+    _manifest_arg(p)
+    _table_args(p)
     p.set_defaults(handler=run_table1)
 
     p = subparsers.add_parser("table2", help="Table 2: ablations (CSV, Markdown, LaTeX)")
     _manifest_arg(p)
-    p.add_argument("--reference-variant", default="kawhi", help="the row the drops are measured against")
-    p.add_argument("--out-csv", required=True)
-    p.add_argument("--out-md", required=True)
-    p.add_argument("--out-tex", required=True)
+    p.add_argument("--reference-variant", default="kawhi", help="the row the changes are measured against")
+    _table_args(p)
     p.set_defaults(handler=run_table2)
 
-    p = subparsers.add_parser("figure1", help="Figure 1: error categories of the base model's wrong answers")
-    _manifest_arg(p, "base-model eval results (their .samples.jsonl are read)")
+    p = subparsers.add_parser("figure1", help="Figure 1: error categories of the GRPO-trained model's wrong answers")
+    _manifest_arg(p, "eval results of the classified runs (their .samples.jsonl are read)")
     p.add_argument("--data", nargs="*", action="extend", default=[], metavar="BENCH=PARQUET",
                    help="benchmark parquets, for the example cases' images")
     p.add_argument("--judge", default=None,
@@ -55,10 +58,33 @@ def add_commands(subparsers) -> None:
     _figure_args(p)
     p.set_defaults(handler=run_figure3)
 
-    p = subparsers.add_parser("figure4", help="Figure 4: radar of GRPO vs GRPO+KAWHI on chart benchmarks")
+    p = subparsers.add_parser("figure4", help="Figure 4: radar of GRPO vs GRPO+KAWHI on chart benchmarks, "
+                                              "and the chart table beside it")
     _manifest_arg(p)
     _figure_args(p)
+    _table_args(p)
     p.set_defaults(handler=run_figure4)
+
+    p = subparsers.add_parser("figure5", help="Figure 5: training time per step with and without KAWHI")
+    _manifest_arg(p, "training runs (done.json; metrics.jsonl with step_time beside it)")
+    _figure_args(p)
+    p.add_argument("--out-csv", required=True, help="the numbers behind the figure")
+    p.set_defaults(handler=run_figure5)
+
+    p = subparsers.add_parser("figure7", help="Figure 7: skip-ratio sensitivity, and its table")
+    _manifest_arg(p)
+    p.add_argument("--skip-ratios", required=True, help="JSON: variant -> its kawhi.sguf.skip_ratio")
+    p.add_argument("--reference-variant", default="kawhi", help="the row the table's changes are measured against")
+    _figure_args(p)
+    _table_args(p)
+    p.set_defaults(handler=run_figure7)
+
+    p = subparsers.add_parser("selector", help="SGUF against the attention-based token selector: figure and table")
+    _manifest_arg(p)
+    p.add_argument("--reference-variant", default="kawhi", help="the row the table's changes are measured against")
+    _figure_args(p)
+    _table_args(p)
+    p.set_defaults(handler=run_selector)
 
     p = subparsers.add_parser("curves", help="training curves: reward vs step per run")
     _manifest_arg(p, "training runs (done.json; metrics.jsonl beside it)")
@@ -73,10 +99,11 @@ def add_commands(subparsers) -> None:
     _figure_args(p)
     p.set_defaults(handler=run_gallery)
 
-    p = subparsers.add_parser("summary", help="performance summary (JSON and Markdown)")
+    p = subparsers.add_parser("summary", help="performance summary (JSON, Markdown) and the landing page's headline")
     _manifest_arg(p)
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-md", required=True)
+    p.add_argument("--out-rst", default=None, help="the headline results as reStructuredText (report landing page)")
     p.set_defaults(handler=run_summary)
 
 
@@ -121,7 +148,7 @@ def run_figure3(args: argparse.Namespace) -> int:
     from kawhi.report.figure3 import load_heads_result, write_figure3
     from kawhi.report.manifest import HeadsEntry, parse_manifest
 
-    results = [load_heads_result(e.model, e.ablation_csv, e.heads_json)
+    results = [load_heads_result(e.model, e.ablation_csv, e.heads_json, e.published, e.source)
                for e in parse_manifest(args.manifest, HeadsEntry)]
     write_figure3(results, args.out_png, args.out_pdf)
     return 0
@@ -130,8 +157,46 @@ def run_figure3(args: argparse.Namespace) -> int:
 def run_figure4(args: argparse.Namespace) -> int:
     from kawhi.report.figure4 import write_figure4
     from kawhi.report.manifest import parse_manifest
+    from kawhi.report.tables import CHART_CAPTION, build_table1, write_table
 
-    write_figure4(parse_manifest(args.manifest), args.out_png, args.out_pdf)
+    entries = parse_manifest(args.manifest)
+    write_figure4(entries, args.out_png, args.out_pdf)
+    write_table(build_table1(entries), args.out_csv, args.out_md, args.out_tex, CHART_CAPTION, "tab:charts")
+    return 0
+
+
+def run_figure5(args: argparse.Namespace) -> int:
+    from kawhi.report.efficiency import write_efficiency
+    from kawhi.report.manifest import RunEntry, parse_manifest
+
+    frame = write_efficiency(parse_manifest(args.manifest, RunEntry), args.out_png, args.out_pdf, args.out_csv)
+    for _, line in frame.iterrows():
+        log.info("%s/%s: step time x%.3f with KAWHI [%.3f, %.3f]", line.model, line.algo, line.ratio,
+                 line.ratio_low, line.ratio_high)
+    return 0
+
+
+def run_figure7(args: argparse.Namespace) -> int:
+    from kawhi.report.manifest import parse_manifest
+    from kawhi.report.sweeps import write_figure7
+    from kawhi.report.tables import FIGURE7_CAPTION, build_table2, write_table
+
+    entries = parse_manifest(args.manifest)
+    write_figure7(entries, json.loads(args.skip_ratios), args.out_png, args.out_pdf)
+    write_table(build_table2(entries, reference_variant=args.reference_variant), args.out_csv, args.out_md,
+                args.out_tex, FIGURE7_CAPTION, "tab:skip-ratio")
+    return 0
+
+
+def run_selector(args: argparse.Namespace) -> int:
+    from kawhi.report.manifest import parse_manifest
+    from kawhi.report.sweeps import write_selector
+    from kawhi.report.tables import SELECTOR_CAPTION, build_table2, write_table
+
+    entries = parse_manifest(args.manifest)
+    write_selector(entries, args.out_png, args.out_pdf)
+    write_table(build_table2(entries, reference_variant=args.reference_variant), args.out_csv, args.out_md,
+                args.out_tex, SELECTOR_CAPTION, "tab:selector")
     return 0
 
 
@@ -155,6 +220,7 @@ def run_summary(args: argparse.Namespace) -> int:
     from kawhi.report.manifest import parse_manifest
     from kawhi.report.summary import write_summary
 
-    summary = write_summary(parse_manifest(args.manifest), args.out_json, args.out_md)
-    log.info("KAWHI mean gain %+.2f points over %d comparisons", summary["mean_gain"], summary["n_comparisons"])
+    summary = write_summary(parse_manifest(args.manifest), args.out_json, args.out_md, args.out_rst)
+    log.info("KAWHI against its algorithm: %d significant gains, %d significant losses, %d not significant",
+             summary["significant_gains"], summary["significant_losses"], summary["not_significant"])
     return 0

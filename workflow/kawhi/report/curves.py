@@ -1,4 +1,5 @@
-"""Training curves: mean reward against step, one panel per (model, algorithm), one line per variant."""
+"""Training curves: mean reward against step, one panel per (model, training data, algorithm), one line per
+variant: the mean over the run's seeds, with a band from the lowest to the highest seed."""
 
 from __future__ import annotations
 
@@ -6,21 +7,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from kawhi.report.output import save_figure
+from kawhi.report.labels import ALGO_LABELS, method_label
 from kawhi.report.manifest import RunEntry
+from kawhi.report.output import save_figure
 from kawhi.report.results import reward_curve
-from kawhi.report.tables import ALGO_LABELS, method_label
+
+ROW = ["model", "trainset", "algo", "variant"]
 
 
 def curves_frame(runs: list[RunEntry]) -> pd.DataFrame:
-    """Long frame: model, algo, variant, kawhi, step, reward, smoothed (trailing mean over ~10% of steps)."""
+    """Long frame, one line per run (seed) and step: model, trainset, algo, variant, kawhi, detail, seed,
+    step, reward, smoothed (trailing mean over ~10% of the steps)."""
     frames = []
     for run in runs:
         curve = reward_curve(run.metrics_path)
         window = max(1, len(curve) // 10)
         curve["smoothed"] = curve.reward.rolling(window, min_periods=1).mean()
-        frames.append(curve.assign(model=run.model, algo=run.algo, variant=run.variant, kawhi=run.kawhi))
+        frames.append(curve.assign(model=run.model, trainset=run.trainset, algo=run.algo, variant=run.variant,
+                                   kawhi=run.kawhi, detail=run.detail, seed=run.seed))
     return pd.concat(frames, ignore_index=True)
+
+
+def seed_bands(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per row and step: the mean of the seeds' smoothed rewards, their min and max, and how many seeds."""
+    grouped = frame.groupby(ROW + ["step"], sort=False).smoothed
+    return grouped.agg(mean="mean", low="min", high="max", n_seeds="count").reset_index()
 
 
 def plot_curves(frame: pd.DataFrame):
@@ -29,23 +40,33 @@ def plot_curves(frame: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(dict.fromkeys(frame.model))
-    algos = list(dict.fromkeys(frame.algo))
-    fig, axes = plt.subplots(len(models), len(algos), figsize=(4.2 * len(algos), 3.2 * len(models)),
+    bands = seed_bands(frame)
+    panels = list(dict.fromkeys(zip(frame.model, frame.trainset, frame.algo)))
+    models = list(dict.fromkeys(p[0] for p in panels))
+    per_model = max(sum(p[0] == m for p in panels) for m in models)
+    fig, axes = plt.subplots(len(models), per_model, figsize=(4.2 * per_model, 3.2 * len(models)),
                              squeeze=False, sharey=True)
-    for r, model in enumerate(models):
-        for c, algo in enumerate(algos):
-            ax = axes[r][c]
-            panel = frame[(frame.model == model) & (frame.algo == algo)]
-            for variant, run in panel.groupby("variant", sort=False):
-                color = "tab:red" if bool(run.kawhi.iloc[0]) else "tab:blue"
-                label = method_label(algo, variant)
-                ax.plot(run.step, run.reward, color=color, alpha=0.25, linewidth=0.8)
-                ax.plot(run.step, run.smoothed, color=color, linewidth=2, label=label)
-            ax.set_title(f"{model} · {ALGO_LABELS.get(algo, algo)}", fontsize=10)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for model in models:
+        for c, (_, trainset, algo) in enumerate(p for p in panels if p[0] == model):
+            ax = axes[models.index(model)][c]
+            ax.set_visible(True)
+            mine = (frame.model == model) & (frame.trainset == trainset) & (frame.algo == algo)
+            for variant, runs in frame[mine].groupby("variant", sort=False):
+                band = bands[(bands.model == model) & (bands.trainset == trainset) & (bands.algo == algo)
+                             & (bands.variant == variant)]
+                kawhi = bool(runs.kawhi.iloc[0])
+                color = "tab:red" if kawhi else "tab:blue"
+                n_seeds = runs.seed.nunique(dropna=False)
+                label = f"{method_label(algo, kawhi, runs.detail.iloc[0])} ({n_seeds} seed{'s' * (n_seeds != 1)})"
+                ax.fill_between(band.step, band.low, band.high, color=color, alpha=0.2, linewidth=0)
+                ax.plot(band.step, band["mean"], color=color, linewidth=2, label=label)
+            data = f" · {trainset}" if trainset else ""
+            ax.set_title(f"{model}{data} · {ALGO_LABELS.get(algo, algo)}", fontsize=10)
             ax.set_xlabel("step")
             if c == 0:
-                ax.set_ylabel("mean reward")
+                ax.set_ylabel("mean reward (band: seeds' range)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()

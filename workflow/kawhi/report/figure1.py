@@ -1,4 +1,6 @@
-"""Figure 1: where the base model's wrong answers go wrong (VP, AO, CE, RAE, Others), plus two examples.
+"""Figure 1: where the GRPO-trained model's wrong answers go wrong (VP, AO, CE, RAE, Others), plus two
+examples. The rules pass the runs the paper classifies (GRPO without KAWHI, every seed); the counts add
+up over the seeds' checkpoints.
 
 Categories (kawhi.data.synthetic.classify_error decides them from each row's ground-truth ``facts``):
 VP a wrongly stated visual fact; AO an answer with no reasoning; CE a wrong arithmetic step on right
@@ -21,7 +23,7 @@ from kawhi.provenance import provenance
 from kawhi.report.output import save_figure
 from kawhi.report.manifest import EvalEntry, ReportInputError, manifest_json
 from kawhi.report.results import read_jsonl
-from kawhi.report.tables import benchmark_label
+from kawhi.report.labels import benchmark_label, method_label
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +145,19 @@ def error_distribution(entries: list[EvalEntry], judge: dict[str, Any] | None,
                              "reason": "no ground-truth facts and no judge configured (eval.judge)"})
             continue
         counts = classify_samples(lines, classify)
-        model = models.setdefault(entry.model, {"benchmarks": {}, "total": Counter()})
-        model["benchmarks"][entry.benchmark] = {"counts": dict(counts), "n": len(lines),
-                                                "n_wrong": sum(counts.values()), "classified_by": how}
+        # the seeds of one run add up: each seed's checkpoint answered the benchmark once
+        model = models.setdefault(entry.model, {"method": method_label(entry.algo, entry.kawhi, entry.detail),
+                                                "benchmarks": {}, "total": Counter()})
+        bench = model["benchmarks"].setdefault(entry.benchmark, {"counts": Counter(), "n": 0, "n_wrong": 0,
+                                                                 "n_checkpoints": 0, "classified_by": how})
+        bench["counts"].update(counts)
+        bench["n"] += len(lines)
+        bench["n_wrong"] += sum(counts.values())
+        bench["n_checkpoints"] += 1
         model["total"].update(counts)
     for model in models.values():
+        for bench in model["benchmarks"].values():
+            bench["counts"] = {c: int(bench["counts"].get(c, 0)) for c in CATEGORIES}
         model["total"] = {c: int(model["total"].get(c, 0)) for c in CATEGORIES}
         n_wrong = sum(model["total"].values())
         model["percent"] = {c: (100.0 * n / n_wrong if n_wrong else 0.0) for c, n in model["total"].items()}
@@ -260,7 +270,7 @@ def plot_figure1(distribution: dict[str, Any], examples: list[dict[str, Any]], i
             ax.annotate(f"{bar.get_height():.0f}%\n({count})", (bar.get_x() + bar.get_width() / 2,
                         bar.get_height()), ha="center", va="bottom", fontsize=8)
         benches = ", ".join(benchmark_label(b) for b in m["benchmarks"])
-        ax.set_title(f"{model}: {m['n_wrong']} wrong answers\n({benches})", fontsize=9)
+        ax.set_title(f"{model} · {m['method']}: {m['n_wrong']} wrong answers\n({benches})", fontsize=9)
         ax.set_ylabel("% of wrong answers")
         ax.set_ylim(0, 110)
     if not models:

@@ -23,9 +23,12 @@ class HeadsResult:
     threshold: float
     heads: list[int]
     selected_by: str
+    published: tuple[int, ...] = ()
+    source: str = "sweep"  # which heads training uses: the sweep's or the published ones
 
 
-def load_heads_result(model: str, ablation_csv: str | Path, heads_json: str | Path) -> HeadsResult:
+def load_heads_result(model: str, ablation_csv: str | Path, heads_json: str | Path,
+                      published: tuple[int, ...] = (), source: str = "sweep") -> HeadsResult:
     if not Path(ablation_csv).exists():
         raise ReportInputError(f"missing input file: {ablation_csv}")
     ablation = pd.read_csv(ablation_csv)
@@ -38,7 +41,8 @@ def load_heads_result(model: str, ablation_csv: str | Path, heads_json: str | Pa
             raise ReportInputError(f"{heads_json}: no '{key}'")
     return HeadsResult(model=model, ablation=ablation, baseline=float(info["baseline"]),
                        threshold=float(info["threshold"]), heads=[int(h) for h in info["heads"]],
-                       selected_by=str(info.get("selected_by", "threshold")))
+                       selected_by=str(info.get("selected_by", "threshold")), published=tuple(published),
+                       source=source)
 
 
 def plot_figure3(results: list[HeadsResult]):
@@ -55,7 +59,10 @@ def plot_figure3(results: list[HeadsResult]):
     for ax, result in zip(axes.flat, results):
         how = "" if result.selected_by == "threshold" else f", top-{len(result.heads)} fallback"
         title = f"{result.model}: critical heads {result.heads}{how}"
-        plot_ablation(ax, result.ablation, result.baseline, result.threshold, title, selected=result.heads)
+        if result.published:
+            title += f"\npublished {list(result.published)}; training uses the {result.source} heads"
+        plot_ablation(ax, result.ablation, result.baseline, result.threshold, title, selected=result.heads,
+                      published=result.published)
     for ax in list(axes.flat)[len(results):]:
         ax.set_visible(False)
     fig.tight_layout()

@@ -1,4 +1,6 @@
-"""Figure 4: radar of the base algorithm against the same algorithm with KAWHI on the chart benchmarks."""
+"""Figure 4: radar of the base model, GRPO and GRPO+KAWHI trained on chart data, on the chart benchmarks
+(scores: mean over seeds). The table beside it (kawhi.report.tables.build_table1) gives each change
+with its interval."""
 
 from __future__ import annotations
 
@@ -7,27 +9,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from kawhi.report.output import save_figure
+from kawhi.report.labels import benchmark_label
 from kawhi.report.manifest import EvalEntry, ReportInputError
-from kawhi.report.results import load_scores
-from kawhi.report.tables import benchmark_label, method_label
+from kawhi.report.output import save_figure
+from kawhi.report.rows import load_rows
 
 
 def radar_frame(entries: list[EvalEntry]) -> pd.DataFrame:
-    """benchmark x method scores (percent), benchmarks and methods in manifest order."""
-    scores = load_scores(entries)
-    if scores.empty:
+    """benchmark x method scores (percent, mean over seeds), benchmarks and methods in manifest order."""
+    if not entries:
         raise ReportInputError("Figure 4: the manifest names no eval results")
-    models = scores.model.unique()
+    models = list(dict.fromkeys(e.model for e in entries))
     if len(models) != 1:
-        raise ReportInputError(f"Figure 4 draws one model; the manifest has {list(models)}")
-    scores["method"] = [method_label(a, v) for a, v in zip(scores.algo, scores.variant)]
-    order = list(dict.fromkeys(scores.method))
-    benchmarks = list(dict.fromkeys(scores.benchmark))
-    wide = scores.pivot(index="benchmark", columns="method", values="score").loc[benchmarks, order]
-    if wide.isna().any().any():
-        raise ReportInputError(f"Figure 4: missing scores in\n{wide}")
-    return wide
+        raise ReportInputError(f"Figure 4 draws one model; the manifest has {models}")
+    rows = load_rows(entries)
+    benchmarks = list(rows[0].benches)
+    return pd.DataFrame({row.label: [row.score(b) for b in benchmarks] for row in rows}, index=benchmarks)
 
 
 def plot_radar(wide: pd.DataFrame, title: str):
@@ -43,7 +40,7 @@ def plot_radar(wide: pd.DataFrame, title: str):
     fig, ax = plt.subplots(figsize=(5.5, 5.5), subplot_kw={"projection": "polar"})
     top = max(10.0, float(wide.values.max()) * 1.1)
     offsets = ((-26, -10), (4, 4), (4, -12), (-26, 6))  # keep the value labels of the polygons apart
-    for method, color, offset in zip(wide.columns, ("tab:blue", "tab:red", "tab:green", "tab:purple"), offsets):
+    for method, color, offset in zip(wide.columns, ("tab:gray", "tab:blue", "tab:red", "tab:purple"), offsets):
         values = [float(v) for v in wide[method]]
         ax.plot(angles + angles[:1], values + values[:1], color=color, linewidth=2, label=method)
         ax.fill(angles + angles[:1], values + values[:1], color=color, alpha=0.12)
@@ -61,6 +58,6 @@ def plot_radar(wide: pd.DataFrame, title: str):
 def write_figure4(entries: list[EvalEntry], out_png: str | Path, out_pdf: str | Path | None) -> pd.DataFrame:
     wide = radar_frame(entries)
     model = entries[0].model
-    fig = plot_radar(wide, f"Chart benchmarks, {model}")
+    fig = plot_radar(wide, f"Chart benchmarks, {model} (trained on charts)")
     save_figure(fig, [out_png, out_pdf])
     return wide

@@ -68,10 +68,10 @@ def rollout_image(path: Path, rollout: dict[str, Any]):
 
 
 def rollout_title(run: RunEntry, path: Path) -> str:
-    from kawhi.report.tables import method_label
+    from kawhi.report.labels import method_label
 
     rollout = load_rollout(path)
-    parts = [f"{run.model} · {method_label(run.algo, run.variant)}", path.stem]
+    parts = [f"{run.model} · {method_label(run.algo, run.kawhi, run.detail)}", path.stem]
     if "step" in rollout:
         parts.append(f"step {rollout['step']}")
     if isinstance(rollout.get("advantage"), (int, float)):

@@ -20,7 +20,13 @@ class ReportInputError(ValueError):
 
 @dataclass(frozen=True)
 class EvalEntry:
-    """One eval JSON and what it scores: ``algo`` is "base" for the base model (then variant is "")."""
+    """One eval JSON and what it scores: ``algo`` is "base" for the base model (then variant is "").
+
+    A trained checkpoint is one seed of a run: the report averages a row's seeds (the entries that differ
+    only in ``seed``). ``trainset`` is the run's training data ("math" or "chart"; "" for the base model),
+    ``detail`` what the variant changes against full KAWHI (kawhi.config.variant_changes), ``published``
+    the paper's value for this row and benchmark where the paper has one (kawhi.report.published).
+    """
 
     model: str
     algo: str
@@ -28,21 +34,35 @@ class EvalEntry:
     benchmark: str
     path: str
     kawhi: bool = False  # whether the variant trains with KAWHI on (False for base and baseline)
+    trainset: str = ""
+    seed: int | None = None
+    detail: str = ""
+    published: float | None = None
 
     @property
     def samples_path(self) -> Path:
         return samples_path(self.path)
 
+    @property
+    def row(self) -> tuple[str, str, str, str]:
+        """The table row this result belongs to: (model, trainset, algo, variant), whatever its seed."""
+        return (self.model, self.trainset, self.algo, self.variant)
+
 
 @dataclass(frozen=True)
 class RunEntry:
-    """One training run, named by its ``done.json``; its ``metrics.jsonl`` and ``gallery/`` lie beside it."""
+    """One training run (one seed), named by its ``done.json``; ``metrics.jsonl`` and ``gallery/`` lie beside
+    it. ``published`` is the paper's per-step time in seconds where it gives one (figure5)."""
 
     model: str
     algo: str
     variant: str
     done: str
     kawhi: bool = False
+    trainset: str = ""
+    seed: int | None = None
+    detail: str = ""
+    published: float | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -59,11 +79,14 @@ class RunEntry:
 
 @dataclass(frozen=True)
 class HeadsEntry:
-    """One model's head-identification outputs."""
+    """One model's head-identification outputs, the heads a paper published for it (config heads.published)
+    and which of the two training uses (``source``: sweep or published)."""
 
     model: str
     ablation_csv: str
     heads_json: str
+    published: tuple[int, ...] = ()
+    source: str = "sweep"
 
 
 def samples_path(eval_json: str | Path) -> Path:
@@ -89,6 +112,7 @@ def parse_manifest(text_or_path: str, kind: type[T] = EvalEntry) -> list[T]:
             raise ReportInputError(f"manifest is neither a JSON list nor an existing file: {text_or_path!r}")
         text = path.read_text()
     try:
-        return [kind(**row) for row in json.loads(text)]
+        return [kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+                for row in json.loads(text)]
     except (json.JSONDecodeError, TypeError) as err:
         raise ReportInputError(f"bad {kind.__name__} manifest ({err}): {text_or_path[:200]}") from err

@@ -1,64 +1,36 @@
-"""Table 1 (main results) and Table 2 (ablations), computed from eval JSONs and written as CSV/MD/LaTeX.
+"""The report's tables, written as CSV (numbers), Markdown and LaTeX (formatted cells).
 
-Table 1: per model, the base model's scores, then every algorithm without and with KAWHI; each run's
-cell carries its change against the base model, and each KAWHI row also its change against its own
-base algorithm. Table 2: the ablation algorithm without KAWHI (reference), with full KAWHI, then each
-ablation variant; each cell carries its drop against full KAWHI. "Avg" is the mean over the row's
-benchmarks. The CSV holds the numbers; Markdown and LaTeX hold the formatted cells.
+- ``build_table1``: Table 1 (math) and the chart table beside Figure 4. Per model the base model, then
+  every run; each run's cell carries its change against the base model, each KAWHI row also (in
+  parentheses) its change against its own algorithm.
+- ``build_table2``: a comparison against one reference row (full KAWHI): Table 2 (ablations), Figure
+  7's skip ratios and the selector comparison. Each other row carries its change against the reference.
+
+Every score is the mean over the row's seeds (the Seeds column says how many); every change carries
+its 95 % interval from a paired bootstrap over test items pooled over seeds (kawhi.report.rows.compare)
+and a ``*`` when that interval excludes 0. Where the paper publishes the row (paper profile), the cell
+adds the paper's value and our difference from it. "Avg" is the mean over the row's benchmarks.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from kawhi.report.labels import benchmark_label
+from kawhi.report.manifest import EvalEntry, ReportInputError
 from kawhi.report.output import latex_escape, latex_table, markdown_table, write_table_files
-from kawhi.report.manifest import BASE_ROW, EvalEntry, ReportInputError
-from kawhi.report.results import load_scores
+from kawhi.report.rows import AVG, Row, compare, load_rows
+from kawhi.report.stats import Interval
 
-AVG = "Avg"
-
-BENCHMARK_LABELS = {
-    "mathvista": "MathVista", "mathverse": "MathVerse", "mathvision": "MathVision", "wemath": "WeMath",
-    "chartqa": "ChartQA", "chartqapro": "ChartQA-Pro", "charxiv_descriptive": "CharXiv-D",
-    "charxiv_reasoning": "CharXiv-R", "chartmimic": "ChartMimic", "mme": "MME",
-}
-ALGO_LABELS = {"grpo": "GRPO", "dapo": "DAPO", "gspo": "GSPO", BASE_ROW: "Base model"}
-VARIANT_LABELS = {
-    "baseline": "", "kawhi": "+KAWHI", "kawhi-random": "w/ random regions",
-    "kawhi-inverse": "w/ inverse regions", "kawhi-kk": "w/ Key-Key alignment",
-    "kawhi-token": "w/ token granularity",
-}
-
-
-def benchmark_label(name: str) -> str:
-    return BENCHMARK_LABELS.get(name, name)
-
-
-def method_label(algo: str, variant: str) -> str:
-    """"GRPO", "GRPO+KAWHI", "GRPO+KAWHI w/ random regions", "Base model"."""
-    name = ALGO_LABELS.get(algo, algo.upper())
-    if algo == BASE_ROW or variant == "baseline":
-        return name
-    if variant == "kawhi":
-        return name + "+KAWHI"
-    return f"{name}+KAWHI {VARIANT_LABELS.get(variant, variant)}"
-
-
-def signed(x: float) -> str:
-    return "" if x is None or math.isnan(x) else f"{x:+.2f}"
-
-
-def arrow(drop: float) -> str:
-    """↓X.XX for a drop, ↑X.XX for a gain (a negative drop)."""
-    return "" if drop is None or math.isnan(drop) else ("↓" if drop >= 0 else "↑") + f"{abs(drop):.2f}"
-
-
-def latex_arrow(drop: float) -> str:
-    return arrow(drop).replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+SIGNIFICANT = "*"
+NOT_EXACT = "†"
+FOOTNOTE = ("Scores: mean over the row's seeds. Changes: 95 % interval from a paired bootstrap over test items "
+            f"(pooled over seeds); {SIGNIFICANT} the interval excludes 0.")
+NOT_EXACT_FOOTNOTE = (f"{NOT_EXACT} the primary metric is not a mean over items (e.g. WeMath's composite score): "
+                      "the interval is that of the per-item accuracy difference.")
 
 
 @dataclass(frozen=True)
@@ -70,117 +42,161 @@ class Table:
     md_rows: list[list[str]]
     tex_rows: list[list[str]]
     group_starts: list[int]  # row indices where a new model group begins (LaTeX midrules)
+    footnotes: list[str]
 
 
-def _ordered_benchmarks(entries: list[EvalEntry]) -> list[str]:
-    return list(dict.fromkeys(e.benchmark for e in entries))
+def signed(x: float) -> str:
+    return f"{x:+.2f}"
 
 
-def _score_matrix(entries: list[EvalEntry]) -> tuple[pd.DataFrame, list[str], list[tuple]]:
-    """(model, algo, variant) x benchmark scores, the benchmark order, the row order (first seen)."""
-    scores = load_scores(entries)
-    benchmarks = _ordered_benchmarks(entries)
-    keys = list(dict.fromkeys(zip(scores.model, scores.algo, scores.variant)))
-    dup = scores.duplicated(["model", "algo", "variant", "benchmark"], keep=False)
-    if dup.any():
-        raise ReportInputError(f"manifest lists a result twice: {scores[dup].path.tolist()}")
-    wide = scores.pivot(index=["model", "algo", "variant"], columns="benchmark", values="score")
-    missing = wide[benchmarks].isna().stack()
-    if missing.any():
-        holes = [f"{m}/{a}/{v}:{b}" for (m, a, v, b) in missing[missing].index]
-        raise ReportInputError(f"manifest lacks eval results for {holes}")
-    wide = wide.loc[keys, benchmarks]
-    wide[AVG] = wide[benchmarks].mean(axis=1)
-    return wide, benchmarks, keys
+def change_text(interval: Interval, latex: bool = False) -> str:
+    """"+2.50 [+0.3, +4.6]*": the change, its 95 % interval and the marker when it excludes 0."""
+    mark = SIGNIFICANT if interval.excludes_zero else ""
+    if latex and mark:
+        mark = r"$^{*}$"
+    return f"{interval.estimate:+.2f} [{interval.low:+.1f}, {interval.high:+.1f}]{mark}"
+
+
+def paper_text(row: Row, column: str, latex: bool = False) -> str:
+    """" · paper 68.37 (-0.12)": the paper's value and ours minus it, or "" where the paper has none."""
+    paper = row.published_score(column)
+    if paper is None:
+        return ""
+    sep = r" \textperiodcentered{} " if latex else " · "
+    return f"{sep}paper {paper:.2f} ({row.score(column) - paper:+.2f})"
+
+
+def _record(row: Row, columns: list[str]) -> dict:
+    record = {"model": row.model, "trainset": row.trainset, "method": row.label, "algo": row.algo,
+              "variant": row.variant, "kawhi": row.kawhi, "detail": row.detail, "n_seeds": len(row.seeds),
+              "seeds": " ".join(str(s) for s in row.seeds)}
+    for column in columns:
+        record[column] = row.score(column)
+        paper = row.published_score(column)
+        record[f"{column} paper"] = paper
+        record[f"{column} vs paper"] = None if paper is None else row.score(column) - paper
+        if column != AVG:
+            record.update({f"{column} {k}": v for k, v in row.benches[column].pass_at.items()})
+    return record
+
+
+def _put_change(record: dict, name: str, changes: dict[str, Interval] | None, columns: list[str]) -> None:
+    """``{col} vs NAME`` with its ``low``, ``high`` and ``significant`` columns (NaN where there is none)."""
+    for column in columns:
+        interval = changes[column] if changes else None
+        record[f"{column} vs {name}"] = interval.estimate if interval else float("nan")
+        record[f"{column} vs {name} low"] = interval.low if interval else float("nan")
+        record[f"{column} vs {name} high"] = interval.high if interval else float("nan")
+        record[f"{column} vs {name} significant"] = interval.excludes_zero if interval else None
+
+
+def _header(rows: list[Row], benchmarks: list[str]) -> tuple[list[str], list[str]]:
+    exact = {b: all(r.exact(b) for r in rows) for b in benchmarks}
+    header = ["Method"] + [benchmark_label(b) + ("" if exact[b] else NOT_EXACT) for b in benchmarks]
+    header += [AVG + ("" if all(exact.values()) else NOT_EXACT), "Seeds"]
+    footnotes = [FOOTNOTE] + ([] if all(exact.values()) else [NOT_EXACT_FOOTNOTE])
+    return header, footnotes
+
+
+def _seeds_cell(row: Row) -> str:
+    return str(len(row.seeds)) if row.seeds else "–"
 
 
 def build_table1(entries: list[EvalEntry]) -> Table:
-    """Table 1 from a manifest of base-model and main-run eval results (see module doc)."""
-    wide, benchmarks, keys = _score_matrix(entries)
-    kawhi_of = {(e.model, e.algo, e.variant): e.kawhi for e in entries}
+    """Table 1 (or the chart table) from a manifest of base-model and run eval results (module doc)."""
+    rows = load_rows(entries)
+    benchmarks = list(rows[0].benches)
     columns = benchmarks + [AVG]
     records, md_rows, tex_rows, group_starts = [], [], [], []
-    for model in dict.fromkeys(k[0] for k in keys):
-        base_keys = [k for k in keys if k[0] == model and k[1] == BASE_ROW]
-        if len(base_keys) != 1:
-            raise ReportInputError(f"Table 1 needs exactly one base-model row for model '{model}', "
-                                   f"got {len(base_keys)}")
-        base = wide.loc[base_keys[0]]
+    for model in dict.fromkeys(r.model for r in rows):
+        mine = [r for r in rows if r.model == model]
+        bases = [r for r in mine if r.is_base]
+        if len(bases) != 1:
+            raise ReportInputError(f"Table 1 needs exactly one base-model row for model '{model}', got {len(bases)}")
+        base = bases[0]
         group_starts.append(len(records))
-        model_keys = base_keys + [k for k in keys if k[0] == model and k[1] != BASE_ROW]
-        for key in model_keys:
-            _, algo, variant = key
-            row = wide.loc[key]
-            own_base = None
-            if kawhi_of[key]:
-                refs = [k for k in keys if k[0] == model and k[1] == algo and not kawhi_of[k]]
-                if len(refs) > 1:
-                    raise ReportInputError(f"Table 1: several non-KAWHI rows for {model}/{algo}: {refs}")
-                own_base = wide.loc[refs[0]] if refs else None
-            record = {"model": model, "method": method_label(algo, variant), "algo": algo,
-                      "variant": variant, "kawhi": kawhi_of[key]}
-            md = [f"{model} · {record['method']}" if algo == BASE_ROW else record["method"]]
+        for row in bases + [r for r in mine if not r.is_base]:
+            vs_base = None if row.is_base else compare(row, base)
+            vs_algo = None
+            if row.kawhi:
+                own = [r for r in mine if not r.is_base and not r.kawhi and r.algo == row.algo
+                       and r.trainset == row.trainset]
+                if len(own) > 1:
+                    raise ReportInputError(f"Table 1: several non-KAWHI rows for {model}/{row.algo}: "
+                                           f"{[r.variant for r in own]}")
+                vs_algo = compare(row, own[0]) if own else None
+            record = _record(row, columns)
+            _put_change(record, "base", vs_base, columns)
+            _put_change(record, "algo", vs_algo, columns)
+            md = [f"{model} · {row.label}" if row.is_base else row.label]
             tex = [latex_escape(md[0])]
-            for col in columns:
-                score = float(row[col])
-                vs_base = float("nan") if algo == BASE_ROW else score - float(base[col])
-                vs_algo = float("nan") if own_base is None else score - float(own_base[col])
-                record[col] = score
-                record[f"{col} vs base"] = vs_base
-                record[f"{col} vs algo"] = vs_algo
-                md.append(" ".join(filter(None, [f"{score:.2f}", signed(vs_base),
-                                                 f"({signed(vs_algo)})" if own_base is not None else ""])))
-                cell = f"{score:.2f}"
-                if algo != BASE_ROW:
-                    cell += rf"\textsubscript{{{signed(vs_base)}}}"
-                if own_base is not None:
-                    cell += rf" \textbf{{({signed(vs_algo)})}}"
-                tex.append(cell)
+            for column in columns:
+                score = f"{row.score(column):.2f}"
+                md.append(" ".join(filter(None, [
+                    score, change_text(vs_base[column]) if vs_base else "",
+                    f"({change_text(vs_algo[column])})" if vs_algo else ""])) + paper_text(row, column))
+                cell = score
+                if vs_base:
+                    cell += rf"\textsubscript{{{change_text(vs_base[column], latex=True)}}}"
+                if vs_algo:
+                    cell += rf" \textbf{{({change_text(vs_algo[column], latex=True)})}}"
+                tex.append(cell + paper_text(row, column, latex=True))
+            md.append(_seeds_cell(row))
+            tex.append(_seeds_cell(row))
             records.append(record)
             md_rows.append(md)
             tex_rows.append(tex)
-    header = ["Method"] + [benchmark_label(b) for b in benchmarks] + [AVG]
-    return Table(pd.DataFrame(records), header, md_rows, tex_rows, group_starts)
+    header, footnotes = _header(rows, benchmarks)
+    return Table(pd.DataFrame(records), header, md_rows, tex_rows, group_starts, footnotes)
 
 
 def build_table2(entries: list[EvalEntry], reference_variant: str = "kawhi") -> Table:
-    """Table 2 from a manifest of one model x algorithm's variants; drops are against ``reference_variant``."""
-    wide, benchmarks, keys = _score_matrix(entries)
-    refs = [k for k in keys if k[2] == reference_variant]
-    if len(refs) != 1:
-        raise ReportInputError(f"Table 2 needs exactly one '{reference_variant}' row, got {refs}")
-    reference = wide.loc[refs[0]]
+    """Rows of one model and algorithm compared with the ``reference_variant`` row (module doc)."""
+    rows = load_rows(entries)
+    benchmarks = list(rows[0].benches)
     columns = benchmarks + [AVG]
+    refs = [r for r in rows if r.variant == reference_variant]
+    if len(refs) != 1:
+        raise ReportInputError(f"Table 2 needs exactly one '{reference_variant}' row, got {[r.key for r in refs]}")
+    reference = refs[0]
     records, md_rows, tex_rows = [], [], []
-    for key in keys:
-        model, algo, variant = key
-        row = wide.loc[key]
-        record = {"model": model, "method": method_label(algo, variant), "algo": algo, "variant": variant,
-                  "reference": key == refs[0]}
-        md, tex = [record["method"]], [latex_escape(record["method"])]
-        for col in columns:
-            score = float(row[col])
-            drop = float(reference[col]) - score
-            record[col] = score
-            record[f"{col} drop"] = drop
-            is_ref = key == refs[0]
-            md.append(f"{score:.2f}" + ("" if is_ref else f" {arrow(drop)}"))
-            tex.append(f"{score:.2f}" + ("" if is_ref else rf"\textsubscript{{{latex_arrow(drop)}}}"))
+    for row in rows:
+        changes = None if row is reference else compare(row, reference)
+        record = _record(row, columns)
+        record["reference"] = row is reference
+        _put_change(record, "ref", changes, columns)
+        md, tex = [row.label], [latex_escape(row.label)]
+        for column in columns:
+            score = f"{row.score(column):.2f}"
+            md.append(score + (f" {change_text(changes[column])}" if changes else "") + paper_text(row, column))
+            tex.append(score + (rf"\textsubscript{{{change_text(changes[column], latex=True)}}}" if changes else "")
+                       + paper_text(row, column, latex=True))
+        md.append(_seeds_cell(row))
+        tex.append(_seeds_cell(row))
         records.append(record)
         md_rows.append(md)
         tex_rows.append(tex)
-    header = ["Method"] + [benchmark_label(b) for b in benchmarks] + [AVG]
-    return Table(pd.DataFrame(records), header, md_rows, tex_rows, [0])
+    header, footnotes = _header(rows, benchmarks)
+    return Table(pd.DataFrame(records), header, md_rows, tex_rows, [0], footnotes)
 
 
 def write_table(table: Table, csv: str | Path, md: str | Path, tex: str | Path, caption: str,
                 label: str) -> None:
-    markdown = markdown_table(table.header, table.md_rows)
-    latex = latex_table(table.header, table.tex_rows, caption, label, midrules_before=table.group_starts)
+    notes = " ".join(table.footnotes)
+    markdown = markdown_table(table.header, table.md_rows) + "\n" + "\n\n".join(table.footnotes) + "\n"
+    latex = latex_table(table.header, table.tex_rows, f"{caption} {notes}", label,
+                        midrules_before=table.group_starts)
     write_table_files(table.frame, csv, markdown, latex, md_path=md, tex_path=tex)
 
 
 TABLE1_CAPTION = ("Main results: primary metric (%) per benchmark; runs show their change against the "
                   "base model, KAWHI rows also (in parentheses) against their own base algorithm.")
-TABLE2_CAPTION = ("Ablations: primary metric (%) per benchmark; each row shows its drop against full "
+CHART_CAPTION = ("Chart results (the paper's Table 2): GRPO and GRPO+KAWHI trained on chart data; primary "
+                 "metric (%) per benchmark, changes against the base model and (in parentheses) KAWHI's "
+                 "change against GRPO.")
+TABLE2_CAPTION = ("Ablations: primary metric (%) per benchmark; each row shows its change against full "
                   "KAWHI.")
+FIGURE7_CAPTION = ("Skip-ratio sensitivity: GRPO+KAWHI at each SGUF skip ratio; each row shows its change "
+                   "against the default skip ratio (full KAWHI).")
+SELECTOR_CAPTION = ("SGUF against the attention-based selector: each row shows its change against "
+                    "GRPO+KAWHI with SGUF.")

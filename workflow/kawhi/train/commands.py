@@ -9,6 +9,7 @@ import os
 import subprocess
 
 from kawhi.cli import add_settings_arguments, settings_from_args
+from kawhi.config import TRAINSETS
 
 ALGORITHMS = ("grpo", "dapo", "gspo")
 VARIANTS = ("baseline", "kawhi", "kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token")
@@ -26,6 +27,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", required=True, choices=ALGORITHMS)
     p.add_argument("--variant", required=True,
                    help=f"KAWHI variant: one of the config's variants ({', '.join(VARIANTS)} by default)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="training seed, for settings built from --config (default: the config seed)")
+    p.add_argument("--trainset", default="math", choices=TRAINSETS,
+                   help="which training data the settings record, for settings built from --config (default math)")
     p.add_argument("--heads", default=None, help="critical_heads.json of the head-identification stage")
     p.add_argument("--data", required=True, nargs="+", help="training parquet file(s)")
     p.add_argument("--out", required=True, help="run directory")
@@ -42,7 +47,7 @@ def _build_settings(args: argparse.Namespace):
 
     def build(config):
         model = args.model_name or next(iter(config["models"]))
-        return train_settings(config, model, args.algo, args.variant)
+        return train_settings(config, model, args.algo, args.variant, args.seed, args.trainset)
 
     return settings_from_args(args, build)
 

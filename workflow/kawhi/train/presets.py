@@ -20,7 +20,7 @@ from kawhi.config import AlgorithmSettings
 
 # AlgorithmSettings fields that are not GRPOConfig arguments (DAPO extras we implement ourselves).
 _NOT_GRPO_CONFIG = {"name", "dynamic_sampling", "dynamic_sampling_max_tries", "overlong_punishment",
-                    "overlong_buffer", "learning_rate"}
+                    "overlong_buffer"}
 
 
 def algorithm_from_settings(settings: dict[str, Any]) -> AlgorithmSettings:
@@ -44,6 +44,33 @@ def check_device_settings(training: dict[str, Any], cuda_available: bool | None 
         )
 
 
+def world_size() -> int:
+    """Processes of this run: accelerate's WORLD_SIZE under `accelerate launch`, else 1."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def gradient_accumulation_steps(training: dict[str, Any], processes: int | None = None) -> int:
+    """``training.gradient_accumulation_steps`` (default 1), or the steps that make one optimiser step
+    take ``training.prompts_per_step`` prompts (x ``num_generations`` completions) over every process.
+
+    TRL then generates once per optimiser step (its ``steps_per_generation`` defaults to this value), as
+    verl does with one update per train batch.
+    """
+    if "prompts_per_step" not in training:
+        return int(training.get("gradient_accumulation_steps", 1))
+    processes = world_size() if processes is None else processes
+    completions = int(training["prompts_per_step"]) * int(training["num_generations"])
+    per_step = int(training["per_device_train_batch_size"]) * processes
+    if completions % per_step:
+        raise ValueError(f"training.prompts_per_step={training['prompts_per_step']} x num_generations="
+                         f"{training['num_generations']} = {completions} completions is not a multiple of "
+                         f"per_device_train_batch_size={training['per_device_train_batch_size']} x {processes} "
+                         f"process(es)")
+    return completions // per_step
+
+
 def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     """Keyword arguments for ``trl.GRPOConfig`` (kept separate so tests can inspect them without TRL)."""
     algo = algorithm_from_settings(settings)
@@ -56,7 +83,7 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "learning_rate": float(training["learning_rate"]),
         "lr_scheduler_type": str(training.get("lr_scheduler_type", "linear")),
         "per_device_train_batch_size": int(training["per_device_train_batch_size"]),
-        "gradient_accumulation_steps": int(training.get("gradient_accumulation_steps", 1)),
+        "gradient_accumulation_steps": gradient_accumulation_steps(training),
         "num_generations": int(training["num_generations"]),
         "max_completion_length": int(training["max_completion_length"]),
         "temperature": float(training["temperature"]),
