@@ -135,6 +135,7 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     _check_baselines(config)
 
 
+BASELINE_OFF = {"top_entropy_quantile": 1.0, "vppo": None, "step_grpo": None}  # AlgorithmSettings' off values
 BASELINE_MECHANISMS = {"ft-rl": "top_entropy_quantile", "vppo": "vppo", "step-grpo": "step_grpo"}
 
 
@@ -294,6 +295,8 @@ def train_settings(config: dict[str, Any], model: str, algo: str, variant: str, 
     if trainset not in TRAINSETS:
         raise ConfigError(f"unknown training set '{trainset}' (one of {', '.join(TRAINSETS)})")
     algorithm = dataclasses.asdict(algorithm_settings(config, algo))
+    # the baselines' keys appear only where they are on, so adding them changed no other run's settings hash
+    algorithm = {k: v for k, v in algorithm.items() if BASELINE_OFF.get(k, object()) != v}
     training = algorithm_training(config, algo)
     # a variant's learning rate is the most specific one (then the algorithm's, then the training block's)
     training["learning_rate"] = config["variants"][variant].get("learning_rate") or training["learning_rate"]
