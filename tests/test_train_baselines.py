@@ -13,7 +13,7 @@ from kawhi.train.baselines.step_grpo import StepGRPOSettings, is_valid, step_mat
 from kawhi.train.baselines.vppo import advantage_scaling, blacken_patches, top_share_mask, visual_dependency
 from kawhi.train.run import train_run
 
-TINY = {"max_steps": 1, "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 8,
+TINY = {"max_steps": 1, "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 10,
         "save_steps": 1}
 
 
