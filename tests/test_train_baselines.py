@@ -46,8 +46,7 @@ def test_baseline_trains(arch, algo, config, tiny_model_factory, suite_factory, 
 
 def test_vppo_dependency_is_zero_when_nothing_is_blackened(config, tiny_model_factory, suite_factory, tmp_path):
     settings = train_settings(config, "qwen25vl-tiny", "vppo", "baseline")
-    settings["training"].update(TINY)
-    settings["algorithm"]["dynamic_sampling"] = False
+    settings["training"].update(TINY)  # dynamic sampling stays on (VPPO's recipe): every round is weighted
     settings["algorithm"]["vppo"]["black_prob"] = 0.0  # the perturbed image is the real one
     train_run(tiny_model_factory("qwen2_5_vl"), settings, None, [suite_factory("shapes_count", "train", n=4)],
               tmp_path)
