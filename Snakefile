@@ -26,6 +26,7 @@ include: "rules/data.smk"
 include: "rules/benchmarks.smk"
 include: "rules/heads.smk"
 include: "rules/train.smk"
+include: "rules/baselines.smk"
 include: "rules/eval.smk"
 include: "rules/report.smk"
 

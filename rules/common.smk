@@ -1,6 +1,7 @@
 # Paths of every artefact and the named input functions the rules use. No rule builds a path by
 # string concatenation; they all come from here, so the results/ layout is defined once.
 import json
+import re
 
 from kawhi.config import (
     TRAINSETS,
@@ -17,7 +18,7 @@ SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compar
 
 wildcard_constraints:
     model="|".join(config["models"]),
-    algo="grpo|dapo|gspo",
+    algo="|".join(re.escape(a) for a in config["algorithms"]),
     variant="[a-z][a-z0-9]*(-[a-z0-9]+)*",
     suite="|".join(SYNTHETIC_SUITES),
     split="train|test",
@@ -68,9 +69,16 @@ def sweep_runs(variants):
             for s in config["grid"]["ablation_seeds"]]
 
 
+def baseline_runs():
+    """Table 1's fine-grained reward baselines (grid.baselines): the first model, without KAWHI, on train_data,
+    every seed of grid.seeds, as the paper trains them."""
+    grid = config["grid"]
+    return [(first_model(), "math", b, plain_variant(), s) for b in grid["baselines"] for s in grid["seeds"]]
+
+
 def all_runs():
     grid = config["grid"]
-    runs = main_runs() + chart_runs() + sweep_runs(grid["ablation_variants"] + grid["skip_ratio_variants"]
+    runs = main_runs() + baseline_runs() + chart_runs() + sweep_runs(grid["ablation_variants"] + grid["skip_ratio_variants"]
                                                    + grid["selector_variants"])
     return list(dict.fromkeys(runs))
 
@@ -155,10 +163,23 @@ def prepared_train_data(trainset):
     return data_file(f"{trainset}_train", "train")
 
 
-def train_data_files(trainset):
+def needs_key_steps(algo):
+    """Step-GRPO reads each problem's key steps from a dataset column (kawhi.data.key_steps)."""
+    return config["algorithms"][algo].get("step_grpo") is not None
+
+
+def key_steps_data(trainset):
+    """A prepared hub training set with the judge's key steps added (rule key_steps, rules/baselines.smk)."""
+    return data_file(f"{trainset}_train", "train.keysteps")
+
+
+def train_data_files(trainset, algo=None):
+    """The run's training parquet(s); Step-GRPO on hub data reads the copy with key steps (synthetic suites
+    carry theirs)."""
     block = config[TRAIN_DATA[trainset][0]]
     if block.get("source"):
-        return [prepared_train_data(trainset)]
+        return [key_steps_data(trainset) if algo is not None and needs_key_steps(algo)
+                else prepared_train_data(trainset)]
     return [data_file(s, "train") for s in block["suites"]]
 
 
@@ -222,7 +243,7 @@ def get_heads_settings(wildcards):
 
 
 def get_train_data(wildcards):
-    return train_data_files(wildcards.trainset)
+    return train_data_files(wildcards.trainset, wildcards.algo)
 
 
 def get_train_settings(wildcards):
@@ -329,7 +350,7 @@ def table1_entries():
     entries = []
     for model in model_list():
         entries += base_entries(model, benches)
-        for (a, v) in dict.fromkeys((a, v) for (m, _, a, v, _) in main_runs() if m == model):
+        for (a, v) in dict.fromkeys((a, v) for (m, _, a, v, _) in main_runs() + baseline_runs() if m == model):
             entries += row_entries(model, "math", a, v, benches)
     return entries
 

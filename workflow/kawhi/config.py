@@ -92,6 +92,11 @@ class AlgorithmSettings:
     dynamic_sampling_max_tries: int = 3
     overlong_punishment: bool = False
     overlong_buffer: int = 8
+    # the fine-grained reward baselines (kawhi.train.baselines): FT-RL is TRL's own option, VPPO and
+    # Step-GRPO are on when their block is present (a dict of their settings)
+    top_entropy_quantile: float = 1.0
+    vppo: dict[str, Any] | None = None
+    step_grpo: dict[str, Any] | None = None
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +132,28 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     for variant in config["variants"]:
         _check_variant(config, variant)
     _check_grid_keys(config)
+    _check_baselines(config)
+
+
+BASELINE_OFF = {"top_entropy_quantile": 1.0, "vppo": None, "step_grpo": None}  # AlgorithmSettings' off values
+BASELINE_MECHANISMS = {"ft-rl": "top_entropy_quantile", "vppo": "vppo", "step-grpo": "step_grpo"}
+
+
+def _check_baselines(config: dict[str, Any]) -> None:
+    """Each of grid.baselines is a configured algorithm that switches its own mechanism on."""
+    for name in config["grid"]["baselines"]:
+        if name not in config["algorithms"]:
+            raise ConfigError(f"invalid config at 'grid.baselines': baseline '{name}' has no preset under "
+                              f"'algorithms.{name}'")
+        key = BASELINE_MECHANISMS[name]
+        preset = config["algorithms"][name]
+        on = preset.get(key, 1.0) < 1.0 if key == "top_entropy_quantile" else key in preset
+        if not on:
+            raise ConfigError(f"invalid config at 'algorithms.{name}.{key}': the {name} baseline needs it "
+                              f"(docs/train.md)")
+    for name, preset in config["algorithms"].items():
+        if "vppo" in preset and "step_grpo" in preset:
+            raise ConfigError(f"invalid config at 'algorithms.{name}': vppo and step_grpo are separate baselines")
 
 
 def _schema_part(*path: str) -> dict[str, Any]:
@@ -268,6 +295,8 @@ def train_settings(config: dict[str, Any], model: str, algo: str, variant: str, 
     if trainset not in TRAINSETS:
         raise ConfigError(f"unknown training set '{trainset}' (one of {', '.join(TRAINSETS)})")
     algorithm = dataclasses.asdict(algorithm_settings(config, algo))
+    # the baselines' keys appear only where they are on, so adding them changed no other run's settings hash
+    algorithm = {k: v for k, v in algorithm.items() if BASELINE_OFF.get(k, object()) != v}
     training = algorithm_training(config, algo)
     # a variant's learning rate is the most specific one (then the algorithm's, then the training block's)
     training["learning_rate"] = config["variants"][variant].get("learning_rate") or training["learning_rate"]

@@ -42,6 +42,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_settings_arguments(p)
     p.set_defaults(handler=run_score)
 
+    p = subparsers.add_parser("key-steps", help="add Step-GRPO's key-step column to a training parquet, "
+                                               "extracted by the judge (R1-VL's prompt)")
+    p.add_argument("--data", required=True, help="prepared training parquet (question, answer[, solution])")
+    p.add_argument("--out", required=True, help="the parquet with a key_steps column")
+    p.add_argument("--judge", default="{}", help="judge settings as JSON (eval.judge); {} = none configured")
+    p.add_argument("--what", default="train_data", help="the config block the data comes from, for messages")
+    p.set_defaults(handler=run_key_steps)
+
+
+def run_key_steps(args: argparse.Namespace) -> int:
+    from kawhi.data.key_steps import prepare_key_steps
+    from kawhi.eval.judge import build_judge
+
+    judge = build_judge(json.loads(args.judge) or None)
+    try:
+        n = prepare_key_steps(args.data, args.out, judge.complete if judge is not None else None, args.what)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    print(f"{args.out}: key steps for {n} rows")
+    return 0
+
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from kawhi.eval.runner import EvalSettings, evaluate

@@ -9,7 +9,12 @@ BENCHMARK_LABELS = {
     "chartqa": "ChartQA", "chartqapro": "ChartQA-Pro", "charxiv_descriptive": "CharXiv-D",
     "charxiv_reasoning": "CharXiv-R", "chartmimic": "ChartMimic", "mme": "MME",
 }
-ALGO_LABELS = {"grpo": "GRPO", "dapo": "DAPO", "gspo": "GSPO", BASE_ROW: "Base model"}
+ALGO_LABELS = {"grpo": "GRPO", "dapo": "DAPO", "gspo": "GSPO", BASE_ROW: "Base model",
+               "step-grpo": "Step-GRPO", "ft-rl": "FT-RL", "vppo": "VPPO"}
+# Table 1's "fine-grained reward" baselines, in the paper's row order; every other run is a uniform reward
+FINE_GRAINED = ("step-grpo", "ft-rl", "vppo")
+FINE_GRAINED_HEADING = "Fine-grained reward"
+UNIFORM_HEADING = "Uniform reward"
 # A variant is named by what it changes against full KAWHI (kawhi.config.variant_changes): the paper's
 # rows get the paper's words, anything else its settings.
 DETAIL_LABELS = {

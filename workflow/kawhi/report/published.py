@@ -24,6 +24,9 @@ def _row(benchmarks: tuple[str, ...], *values: float) -> dict[str, float]:
 PUBLISHED_MATH: dict[str, dict[str, dict[str, float]]] = {
     QWEN25_7B: {
         "base": _row(MATH, 67.47, 45.56, 23.36, 54.32),
+        "step-grpo": _row(MATH, 66.87, 44.32, 24.76, 55.32),  # the fine-grained reward baselines
+        "ft-rl": _row(MATH, 67.68, 46.88, 26.12, 56.78),
+        "vppo": _row(MATH, 68.42, 47.21, 28.42, 57.12),
         "grpo": _row(MATH, 68.37, 45.94, 28.29, 58.10),
         "grpo+kawhi": _row(MATH, 69.30, 47.56, 29.28, 57.84),
         "dapo": _row(MATH, 69.20, 47.75, 28.21, 57.98),

@@ -2,7 +2,9 @@
 
 - ``build_table1``: Table 1 (math) and the chart table beside Figure 4. Per model the base model, then
   every run; each run's cell carries its change against the base model, each KAWHI row also (in
-  parentheses) its change against its own algorithm.
+  parentheses) its change against its own algorithm. Where a model has fine-grained reward baselines
+  (FT-RL, VPPO, Step-GRPO), they come first under a "Fine-grained reward" heading, as in the paper, and
+  the other runs follow under "Uniform reward".
 - ``build_table2``: a comparison against one reference row (full KAWHI): Table 2 (ablations), Figure
   7's skip ratios and the selector comparison. Each other row carries its change against the reference.
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kawhi.report.labels import benchmark_label
+from kawhi.report.labels import FINE_GRAINED, FINE_GRAINED_HEADING, UNIFORM_HEADING, benchmark_label
 from kawhi.report.manifest import EvalEntry, ReportInputError
 from kawhi.report.output import latex_escape, latex_table, markdown_table, write_table_files
 from kawhi.report.rows import AVG, Row, compare, load_rows
@@ -114,8 +116,15 @@ def build_table1(entries: list[EvalEntry]) -> Table:
         if len(bases) != 1:
             raise ReportInputError(f"Table 1 needs exactly one base-model row for model '{model}', got {len(bases)}")
         base = bases[0]
-        group_starts.append(len(records))
-        for row in bases + [r for r in mine if not r.is_base]:
+        group_starts.append(len(tex_rows))
+        fine = sorted((r for r in mine if r.algo in FINE_GRAINED), key=lambda r: FINE_GRAINED.index(r.algo))
+        uniform = [r for r in mine if not r.is_base and r.algo not in FINE_GRAINED]
+        headings = {id(fine[0]): FINE_GRAINED_HEADING, id(uniform[0]) if uniform else None: UNIFORM_HEADING} \
+            if fine else {}
+        for row in bases + fine + uniform:
+            if id(row) in headings:  # a heading row in the text tables; the CSV says it in its group column
+                md_rows.append([f"*{headings[id(row)]}*"] + [""] * (len(columns) + 1))
+                tex_rows.append([rf"\multicolumn{{{len(columns) + 2}}}{{l}}{{\textit{{{headings[id(row)]}}}}}"])
             vs_base = None if row.is_base else compare(row, base)
             vs_algo = None
             if row.kawhi:
@@ -126,6 +135,8 @@ def build_table1(entries: list[EvalEntry]) -> Table:
                                            f"{[r.variant for r in own]}")
                 vs_algo = compare(row, own[0]) if own else None
             record = _record(row, columns)
+            record["group"] = "" if row.is_base else FINE_GRAINED_HEADING if row.algo in FINE_GRAINED \
+                else UNIFORM_HEADING
             _put_change(record, "base", vs_base, columns)
             _put_change(record, "algo", vs_algo, columns)
             md = [f"{model} · {row.label}" if row.is_base else row.label]

@@ -20,7 +20,8 @@ from kawhi.config import AlgorithmSettings
 
 # AlgorithmSettings fields that are not GRPOConfig arguments (DAPO extras we implement ourselves).
 _NOT_GRPO_CONFIG = {"name", "dynamic_sampling", "dynamic_sampling_max_tries", "overlong_punishment",
-                    "overlong_buffer"}
+                    "overlong_buffer",
+                    "vppo", "step_grpo"}  # the baselines' blocks (kawhi.train.baselines); FT-RL's key is TRL's own
 
 
 def algorithm_from_settings(settings: dict[str, Any]) -> AlgorithmSettings:

@@ -95,6 +95,11 @@ def build_reward_functions(training: dict[str, Any], algorithm: dict[str, Any],
     """Reward functions and weights for one run: accuracy, optional format, DAPO's soft overlong punishment."""
     funcs: list[RewardFunc] = [AccuracyReward(strip_units=training.get("strip_units", True))]
     weights = [1.0]
+    if algorithm.get("step_grpo") is not None:  # Step-GRPO: accuracy + StepRAR, and StepRVR (baselines.step_grpo)
+        from kawhi.train.baselines.step_grpo import StepGRPOSettings, step_reward_functions
+
+        funcs, weights = step_reward_functions(StepGRPOSettings(**algorithm["step_grpo"]), delimiter,
+                                               training.get("strip_units", True))
     format_weight = float(training.get("format_reward", 0.0))
     if format_weight > 0:
         funcs.append(FormatReward(delimiter))

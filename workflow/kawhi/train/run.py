@@ -52,7 +52,7 @@ def read_heads(path: str | Path | None) -> list[int]:
     return heads
 
 
-def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = None):
+def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = None, extra_columns: Sequence[str] = ()):
     """RL prompts from local parquet files: ``prompt`` (chat messages), ``image``/``images``, ``answer``, ``options``.
 
     Every file must have ``question`` and ``answer`` and an image column; an ``options`` column (list,
@@ -70,7 +70,7 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
         if not file.exists():
             raise FileNotFoundError(f"training data file {file} does not exist")
         ds = datasets.Dataset.from_parquet(str(file))
-        missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+        missing = [c for c in (*REQUIRED_COLUMNS, *extra_columns) if c not in ds.column_names]
         image_col = next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
         if missing or image_col is None:
             raise ValueError(f"{file}: missing column(s) {missing + ([] if image_col else ['image'])}; "
@@ -87,9 +87,9 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
                     "answer": str(row["answer"]),
                     "options": list(options) if options else []}
 
-        keep = {"images", "prompt", "answer", "options"}
+        keep = {"images", "prompt", "answer", "options", *extra_columns}
         ds = ds.map(to_prompt, remove_columns=[c for c in ds.column_names if c not in keep])
-        parts.append(ds.select_columns(["prompt", "images", "answer", "options"]))
+        parts.append(ds.select_columns(["prompt", "images", "answer", "options", *extra_columns]))
     return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
 
@@ -224,7 +224,14 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     if resume is not None:
         log.info("resuming from %s", resume)
 
-    dataset = load_rl_dataset(data_files)
+    # baselines (kawhi.train.baselines): Step-GRPO reads its key-step column, VPPO hooks the trainer
+    step_grpo = algo.step_grpo
+    dataset = load_rl_dataset(data_files, extra_columns=[step_grpo.get("column", "key_steps")] if step_grpo else [])
+    vppo = None
+    if algo.vppo is not None:
+        from kawhi.train.baselines.vppo import VPPOSettings
+
+        vppo = VPPOSettings(**algo.vppo)
     reward_funcs, reward_weights = build_reward_functions(settings["training"], settings["algorithm"],
                                                          kawhi.delimiter)
     args = build_grpo_config(settings, out / "checkpoints", reward_weights=reward_weights)
@@ -233,7 +240,7 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         model=model, processing_class=processor, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
         callbacks=[_metrics_callback(out / "metrics.jsonl")], kawhi=kawhi, heads=heads,
         dynamic_sampling=algo.dynamic_sampling, dynamic_sampling_max_tries=algo.dynamic_sampling_max_tries,
-        gallery_size=gallery_size if kawhi.enabled else 0,
+        gallery_size=gallery_size if kawhi.enabled else 0, vppo=vppo,
     )
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 

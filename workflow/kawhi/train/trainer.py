@@ -36,6 +36,7 @@ from torch import Tensor
 from trl import GRPOTrainer
 
 from kawhi.config import KawhiSettings
+from kawhi.train.baselines.vppo import VPPOMixin
 from kawhi.train.dynamic_sampling import DynamicSamplingMixin
 
 
@@ -209,18 +210,21 @@ def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
             "image_grid_thw": grid[first:first + counts[row]].detach().cpu()}
 
 
-class KawhiGRPOTrainer(DynamicSamplingMixin, _KawhiAdvantages):
+class KawhiGRPOTrainer(DynamicSamplingMixin, VPPOMixin, _KawhiAdvantages):
     """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling.
 
     Extra keyword arguments: ``kawhi`` (KawhiSettings; ``enabled=False`` gives TRL's loss exactly),
     ``heads`` (vision-critical query heads), ``dynamic_sampling`` and ``dynamic_sampling_max_tries``,
     ``gallery_size`` (KAWHI rollouts of the last step kept in ``self.gallery``).
     Dynamic sampling sits outside the KAWHI hook, so each generation round is weighted on its own.
+    ``vppo`` (VPPOSettings or None) switches on the VPPO baseline (kawhi.train.baselines.vppo).
     """
 
     def __init__(self, *args: Any, dynamic_sampling: bool = False, dynamic_sampling_max_tries: int = 3,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.vppo is not None and self.kawhi.enabled:
+            raise ValueError("VPPO is a baseline of its own: train it with a variant that disables KAWHI")
         self.dynamic_sampling = bool(dynamic_sampling)
         self.dynamic_sampling_max_tries = int(dynamic_sampling_max_tries)
         if self.dynamic_sampling_max_tries < 1:

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from kawhi.atomic import atomic_path
+from kawhi.data.key_steps import key_steps_from_solution
 from kawhi.data.synthetic.registry import get_suite
 from kawhi.data.synthetic.spec import Item
 
@@ -50,6 +51,8 @@ def _row(suite: str, split: str, index: int, item: Item, sub: int, yes_no: bool)
         "category": item.category,
         "options": list(item.options),
         "solution": item.solution,
+        # Step-GRPO's StepRAR matches responses against these (kawhi.data.key_steps)
+        "key_steps": json.dumps(key_steps_from_solution(item.solution)),
         "facts": json.dumps(item.facts, sort_keys=True),
         "suite": suite,
     })
@@ -87,7 +90,7 @@ def features_for(yes_no: bool):
     columns.update({
         "id": Value("string"), "image": Image(), "question": Value("string"), "answer": Value("string"),
         "category": Value("string"), "options": List(Value("string")), "solution": Value("string"),
-        "facts": Value("string"), "suite": Value("string"),
+        "key_steps": Value("string"), "facts": Value("string"), "suite": Value("string"),
     })
     return Features(columns)
 
