@@ -240,3 +240,40 @@ def test_named_target_table1_lists_only_what_table1_needs(repo_root):
     benches = config["math_benchmarks"]
     assert set(eval_keys) == ({(m, "base", b) for m in config["models"] for b in benches}
                               | {(*r, b) for r in runs for b in benches})
+
+
+def test_e2e_reduced_config_schedules_every_rule_and_artefact(repo_root, tmp_path):
+    """The slow end-to-end test's config (tests/test_e2e.py), dry-run only: every rule rule `all` can reach
+    on synthetic data runs, every run of the grid once, and REPORT_ARTEFACTS is exactly what `all` builds."""
+    import yaml
+
+    from tests.test_e2e import REPORT_ARTEFACTS, expected_runs, reduced_config
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(reduced_config(repo_root)))
+    config = load_config(tmp_path / "config.yaml")  # with the schema's defaults
+    jobs = snakemake_dry_run(repo_root, "-s", str(repo_root / "Snakefile"), "--directory", str(tmp_path),
+                             "--configfile", str(tmp_path / "config.yaml"))
+    counts = Counter(j.rule for j in jobs)
+    print("\nreduced e2e config dry run, jobs per rule:", dict(sorted(counts.items())), "total", sum(counts.values()))
+
+    defined = set()
+    for smk in [repo_root / "Snakefile", *sorted((repo_root / "rules").glob("*.smk"))]:
+        defined |= set(re.findall(r"^rule (\w+):", smk.read_text(), re.M))
+    named_targets = _report_rules(repo_root, config)  # `snakemake table1` etc.; all asks for their files
+    hub_only = {"prepare_benchmark", "prepare_train_data", "key_steps"}  # synthetic suites need none of them
+    published = {"published_heads"}  # heads.source: published only
+    assert config["heads"].get("source", "sweep") == "sweep"
+    assert set(counts) == defined - named_targets - hub_only - published
+
+    _, train, evals = _classify(jobs)
+    runs = Counter(_run_key(j) for j in train)
+    assert max(runs.values()) == 1 and len(runs) == expected_runs(config)
+    assert set(runs) == set().union(*_expected_runs(config).values())
+    assert {r[4] for r in runs} == {"0"}
+    assert Counter(_eval_key(j) for j in evals).most_common(1)[0][1] == 1
+    assert set(_eval_key(j) for j in evals) == _expected_evals(config)
+
+    artefact_rules = {f"make_{t}" for t in named_targets}
+    built = {o.removeprefix("results/report/") for j in jobs if j.rule in artefact_rules for o in j.outputs}
+    assert built == set(REPORT_ARTEFACTS)
+    assert len(REPORT_ARTEFACTS) == len(set(REPORT_ARTEFACTS))
