@@ -153,6 +153,8 @@ class DryRunJob:
     rule: str
     outputs: tuple[str, ...]
     wildcards: dict[str, str]
+    inputs: tuple[str, ...] = ()
+    shell: str = ""  # the job's shell command; listed only when the dry run is given -p
 
 
 def snakemake_dry_run(repo_root: Path, *args: str, timeout: int = 600) -> list[DryRunJob]:
@@ -173,16 +175,20 @@ def snakemake_dry_run(repo_root: Path, *args: str, timeout: int = 600) -> list[D
     for line in text.splitlines():
         head = re.match(r"^(?:local)?rule (\S+):$", line)
         if head:
-            current = {"rule": head.group(1), "outputs": (), "wildcards": {}}
+            current = {"rule": head.group(1), "outputs": (), "wildcards": {}, "inputs": (), "shell": ""}
             jobs.append(current)
             continue
         if current is None:
             continue
-        field = re.match(r"^\s+(output|wildcards): (.*)$", line)
-        if field and field.group(1) == "output":
-            current["outputs"] = tuple(x.strip() for x in field.group(2).split(", "))
+        field = re.match(r"^\s+(input|output|wildcards): (.*)$", line)
+        shell = re.match(r"^Shell command: (.*)$", line)
+        if field and field.group(1) in ("input", "output"):
+            current[field.group(1) + "s"] = tuple(x.strip() for x in field.group(2).split(", "))
         elif field:
             current["wildcards"] = dict(kv.split("=", 1) for kv in field.group(2).split(", "))
+        elif shell:
+            current["shell"] = shell.group(1)
+            current = None
         elif not line.startswith(" "):
             current = None
-    return [DryRunJob(j["rule"], j["outputs"], j["wildcards"]) for j in jobs]
+    return [DryRunJob(j["rule"], j["outputs"], j["wildcards"], j["inputs"], j["shell"]) for j in jobs]

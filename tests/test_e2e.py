@@ -1,8 +1,9 @@
 """The embedded grid end to end through Snakemake, on a reduced copy of the default config.
 
-One tiny model, a few dozen synthetic rows and a couple of RL steps per run, so that CI runs the whole
-pipeline (build, data, SFT, heads, 10 training runs, evaluations, every table and figure, the HTML
-report) in minutes. Then: a second run schedules nothing, and changing one variant's hyperparameter
+One tiny model, one seed, a few dozen synthetic rows and a couple of RL steps per run, so that CI runs the
+whole pipeline (build, data, SFT, heads, every training run of the grid once: main runs, fine-grained
+baselines, chart runs, ablations and sweeps; evaluations, every table and figure, the HTML report) in
+minutes. Then: a second run schedules nothing, and changing one variant's hyperparameter
 schedules only that run's training, its evaluations and the artefacts that read them.
 """
 
@@ -19,10 +20,17 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
+# every artefact rule all builds (rules/report.smk's REPORT_TARGETS); test_paper_dryrun checks the list against
+# the reduced config's dry run
 REPORT_ARTEFACTS = [
     "table1.csv", "table1.md", "table1.tex", "table2.csv", "table2.md", "table2.tex",
-    "figure1.png", "figure1.pdf", "figure3.png", "figure3.pdf", "figure4.png", "figure4.pdf",
-    "curves.png", "curves.pdf", "gallery.png", "summary.json", "summary.md",
+    "figure1.png", "figure1.pdf", "figure1.json", "figure3.png", "figure3.pdf",
+    "figure4.png", "figure4.pdf", "figure4.csv", "figure4.md", "figure4.tex",
+    "figure5.png", "figure5.pdf", "figure5.csv",
+    "figure7.png", "figure7.pdf", "figure7.csv", "figure7.md", "figure7.tex",
+    "selector.png", "selector.pdf", "selector.csv", "selector.md", "selector.tex",
+    "curves.png", "curves.pdf", "curves.csv", "gallery.png", "gallery.pdf",
+    "summary.json", "summary.md", "headline.rst",
 ]
 
 
@@ -34,7 +42,18 @@ def reduced_config(repo_root: Path) -> dict:
     config["training"].update(max_steps=2, per_device_train_batch_size=4, num_generations=2,
                               max_completion_length=16, save_steps=1)
     config["eval"].update(max_new_tokens=16, batch_size=12)
+    # one seed: every run of the grid once (every variant and baseline stays, so every rule runs)
+    config["grid"].update(seeds=[0], ablation_seeds=[0])
     return config
+
+
+def expected_runs(config: dict) -> int:
+    """Training runs of a one-model, one-seed grid: main runs, baselines, chart runs, then the sweeps not in them."""
+    grid = config["grid"]
+    main = {(a, v) for a in grid["algorithms"] for v in grid["variants"]}
+    sweeps = {(grid["ablation_algorithm"], v) for v in grid["ablation_variants"] + grid["skip_ratio_variants"]
+              + grid["selector_variants"]}
+    return len(main | sweeps) + len(grid["baselines"]) + len(grid["variants"])
 
 
 def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -74,8 +93,10 @@ def test_every_artefact_is_built(grid, repo_root):
         path = grid / "results" / "report" / name
         assert path.exists() and path.stat().st_size > 0, f"missing {path}"
     assert (grid / "results" / "heads" / "qwen25vl-tiny" / "critical_heads.json").exists()
-    runs = list((grid / "results" / "train").glob("*/*/*/done.json"))
-    assert len(runs) == 10  # 3 algorithms x {baseline, kawhi} + 4 ablations
+    runs = list((grid / "results" / "train").glob("*/*/*/*/seed-*/done.json"))  # model/trainset/algo/variant/seed
+    config = yaml.safe_load((grid / "config.yaml").read_text())
+    assert len(runs) == expected_runs(config)
+    assert {r.parts[-5] for r in runs} == {"math", "chart"}
     proc = snakemake(repo_root, grid, "--report", "results/report.html")
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (grid / "results" / "report.html").read_text(errors="replace")

@@ -1,11 +1,23 @@
-"""Dry runs of the real Snakefile: the paper grid's whole DAG, offline, and a named target's sub-DAG."""
+"""Dry runs of the real Snakefile: the paper grid's whole DAG, offline, and a named target's sub-DAG.
+
+The expectations are derived from the config on their own (not through rules/common.smk), so a change to
+the DAG's input functions that drops or adds a run, an evaluation or an artefact fails here. A run is
+(model, trainset, algo, variant, seed), as the train rule's wildcards and results/train/ lay it out.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from collections import Counter
 
-from kawhi.config import kawhi_settings, load_config
+import pytest
+
+from kawhi.config import kawhi_settings, load_config, variant_changes
 from tests.report_fixtures import snakemake_dry_run
+
+RUN_KEYS = ("model", "trainset", "algo", "variant", "seed")
 
 
 def _classify(jobs):
@@ -16,59 +28,198 @@ def _classify(jobs):
     return heads, train, evals
 
 
+def _run_key(job):
+    return tuple(job.wildcards[k] for k in RUN_KEYS)
+
+
 def _eval_key(job):
-    out = next(o for o in job.outputs if o.startswith("results/eval/") and o.endswith(".json"))
-    parts = out.removeprefix("results/eval/").removesuffix(".json").split("/")
-    return tuple(parts)  # (model, "base", bench) or (model, algo, variant, bench)
+    """(model, "base", bench) for the base policy, (model, trainset, algo, variant, seed, bench) for a run."""
+    if "trainset" not in job.wildcards:
+        return (job.wildcards["model"], "base", job.wildcards["bench"])
+    return (*_run_key(job), job.wildcards["bench"])
+
+
+def _first_model(config):
+    return list(config["models"])[0]
+
+
+def _plain(config):
+    return next(v for v in config["grid"]["variants"] if not kawhi_settings(config, v).enabled)
+
+
+def _full(config):
+    return next(v for v in config["grid"]["variants"]
+                if kawhi_settings(config, v).enabled and not variant_changes(config, v))
+
+
+def _chart_algo(config):
+    algos = config["grid"]["algorithms"]
+    return "grpo" if "grpo" in algos else algos[0]
+
+
+def _expected_runs(config):
+    """Every training run of the grid, with its seeds: main, fine-grained baselines, chart, ablations and sweeps."""
+    grid, first = config["grid"], _first_model(config)
+    seeds, sweep_seeds = [str(s) for s in grid["seeds"]], [str(s) for s in grid["ablation_seeds"]]
+    main = {(m, "math", a, v, s) for m in config["models"] for a in grid["algorithms"] for v in grid["variants"]
+            for s in seeds}
+    baselines = {(first, "math", b, _plain(config), s) for b in grid["baselines"] for s in seeds}
+    chart = {(first, "chart", _chart_algo(config), v, s) for v in grid["variants"] for s in seeds}
+    sweep_variants = grid["ablation_variants"] + grid["skip_ratio_variants"] + grid["selector_variants"]
+    sweeps = {(first, "math", grid["ablation_algorithm"], v, s) for v in sweep_variants for s in sweep_seeds}
+    return {"main": main, "baselines": baselines, "chart": chart, "sweeps": sweeps}
+
+
+def _row(runs, model, trainset, algo, variant):
+    """Every seed of one table row (a run in Table 1 and in a sweep keeps the seeds of both)."""
+    return {r for r in runs if r[:4] == (model, trainset, algo, variant)}
 
 
 def _expected_evals(config):
     """Every (checkpoint, benchmark) the tables, figures and summary read."""
-    models = list(config["models"])
-    first, grid = models[0], config["grid"]
-    fig4_algo = "grpo" if "grpo" in grid["algorithms"] else grid["algorithms"][0]
-    figure1 = config["report"].get("figure1_benchmarks") or config["math_benchmarks"]
+    grid, first = config["grid"], _first_model(config)
+    parts = _expected_runs(config)
+    runs = set().union(*parts.values())
+    math, chart, ablation = config["math_benchmarks"], config["chart_benchmarks"], config["ablation_benchmarks"]
+    figure1 = config["report"].get("figure1_benchmarks") or math
     keys = set()
-    for m in models:
-        keys |= {(m, "base", b) for b in config["math_benchmarks"] + figure1}
-        keys |= {(m, a, v, b) for a in grid["algorithms"] for v in grid["variants"] for b in config["math_benchmarks"]}
-    keys |= {(first, fig4_algo, v, b) for v in grid["variants"] for b in config["chart_benchmarks"]}
-    keys |= {(first, grid["ablation_algorithm"], v, b) for v in grid["variants"] + grid["ablation_variants"]
-             for b in config["ablation_benchmarks"]}
+    for m in config["models"]:
+        keys |= {(m, "base", b) for b in math}  # Table 1's base row
+    keys |= {(first, "base", b) for b in chart}  # Figure 4's base row
+    keys |= {(*r, b) for r in parts["main"] | parts["baselines"] for b in math}  # Table 1
+    keys |= {(*r, b) for m in config["models"] for r in _row(runs, m, "math", _chart_algo(config), _plain(config))
+             for b in figure1}  # Figure 1
+    keys |= {(*r, b) for r in parts["chart"] for b in chart}  # Figure 4
+    algo = grid["ablation_algorithm"]
+    table2 = grid["variants"] + grid["ablation_variants"]
+    figure7 = [_plain(config), _full(config)] + grid["skip_ratio_variants"]
+    selector = [_plain(config), _full(config)] + grid["selector_variants"]
+    for variants, benches in ((table2, ablation), (figure7, ablation), (selector, math)):
+        keys |= {(*r, b) for v in variants for r in _row(runs, first, "math", algo, v) for b in benches}
     return keys
 
 
-def test_paper_dry_run_lists_the_whole_grid(repo_root):
-    config = load_config(repo_root / "config" / "paper.yaml")
-    jobs = snakemake_dry_run(repo_root, "--forceall", "--configfile", "config/paper.yaml")
+def _report_rules(repo_root, config):
+    """The named targets of rules/report.smk (each `make_X` artefact rule has a named target `X`)."""
+    text = (repo_root / "rules" / "report.smk").read_text()
+    rules = set(re.findall(r"^rule (\w+):", text, re.M))
+    artefacts = {r.removeprefix("make_") for r in rules if r.startswith("make_")}
+    assert artefacts and artefacts <= rules, "every artefact rule make_X has its named target X"
+    # a sweep without variants has no figure (report.smk's REPORT_TARGETS)
+    if not config["grid"]["skip_ratio_variants"]:
+        artefacts.discard("figure7")
+    if not config["grid"]["selector_variants"]:
+        artefacts.discard("selector")
+    return artefacts
+
+
+def _settings(job):
+    """The --settings JSON the train rule passes to `kawhi train` (from the dry run's shell command)."""
+    argv = shlex.split(job.shell)
+    return json.loads(argv[argv.index("--settings") + 1])
+
+
+def _shell_option(job, name):
+    argv = shlex.split(job.shell)
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+@pytest.fixture(scope="module")
+def paper_jobs(repo_root):
+    """The paper grid's whole DAG, with each job's shell command (-p)."""
+    return snakemake_dry_run(repo_root, "--forceall", "-p", "--configfile", "config/paper.yaml")
+
+
+def test_paper_dry_run_lists_the_whole_grid(repo_root, paper_jobs):
+    config, jobs = load_config(repo_root / "config" / "paper.yaml"), paper_jobs
     counts = Counter(j.rule for j in jobs)
     print("\npaper grid dry run, jobs per rule:", dict(sorted(counts.items())), "total", sum(counts.values()))
 
     heads, train, evals = _classify(jobs)
-    models = list(config["models"])
+    models, grid = list(config["models"]), config["grid"]
+    # what the paper fixes: its two models, three algorithms with and without KAWHI, three fine-grained baselines
     assert models == ["qwen25vl-7b", "qwen3vl-4b"]
+    assert grid["algorithms"] == ["grpo", "dapo", "gspo"] and grid["variants"] == ["baseline", "kawhi"]
+    assert sorted(grid["baselines"]) == ["ft-rl", "step-grpo", "vppo"]
     assert Counter(j.wildcards["model"] for j in heads) == {m: 1 for m in models}
 
-    runs = Counter((j.wildcards["model"], j.wildcards["algo"], j.wildcards["variant"]) for j in train)
-    assert max(runs.values()) == 1
-    for m in models:
-        main = {(m, a, v) for a in ("grpo", "dapo", "gspo") for v in ("baseline", "kawhi")}
-        mine = {r for r in runs if r[0] == m}
-        ablations = {(m, "grpo", v) for v in config["grid"]["ablation_variants"]} if m == models[0] else set()
-        assert mine == main | ablations, m
-    assert len(runs) == 2 * 6 + 4
+    runs = Counter(_run_key(j) for j in train)
+    assert max(runs.values()) == 1  # one training job per run and seed
+    parts = _expected_runs(config)
+    expected = set().union(*parts.values())
+    assert set(runs) == expected, (sorted(set(runs) - expected), sorted(expected - set(runs)))
+    for m in models:  # per model the 3 x 2 main runs, every seed, on the math trainset
+        main = {r for r in runs if r[0] == m and r[2] in grid["algorithms"] and r[3] in grid["variants"]
+                and r[1] == "math"}
+        assert main == {r for r in parts["main"] if r[0] == m}, m
+        assert len(main) == 3 * 2 * len(grid["seeds"]), m
+    others = {r for r in runs if r[0] != models[0]}  # ablations, sweeps, chart runs, baselines: first model only
+    assert others == {r for r in parts["main"] if r[0] != models[0]}
+    assert {r[2] for r in runs if r[1] == "chart"} == {"grpo"}  # the chart experiment: GRPO and GRPO+KAWHI
+    assert {r[3] for r in runs if r[1] == "chart"} == set(grid["variants"])
+    assert {r[2] for r in parts["baselines"]} == set(grid["baselines"])
+    assert {r[4] for r in runs} == {str(s) for s in grid["seeds"] + grid["ablation_seeds"]}
 
     eval_keys = Counter(_eval_key(j) for j in evals)
     assert max(eval_keys.values()) == 1  # one job per checkpoint and benchmark
-    assert set(eval_keys) == _expected_evals(config)
+    expected_evals = _expected_evals(config)
+    assert set(eval_keys) == expected_evals, (sorted(set(eval_keys) - expected_evals)[:10],
+                                              sorted(expected_evals - set(eval_keys))[:10])
     checkpoints = {k[:-1] for k in eval_keys}
     assert checkpoints == {(m, "base") for m in models} | set(runs)  # every checkpoint is evaluated
+    assert {k[-1] for k in eval_keys} == set(config["math_benchmarks"] + config["chart_benchmarks"]
+                                             + config["ablation_benchmarks"])
 
-    for rule in ("make_table1", "make_table2", "make_figure1", "make_figure3", "make_figure4", "make_curves",
-                 "make_gallery", "make_summary"):
-        assert counts[rule] == 1, rule
+    for target in _report_rules(repo_root, config):  # every artefact once, and nothing else of the report twice
+        assert counts[f"make_{target}"] == 1, target
+    assert {"make_figure5", "make_figure7", "make_selector"} <= set(counts)
+    assert counts["all"] == 1
     assert not any("tiny" in o for j in jobs for o in j.outputs)  # the paper grid alone, not merged with the default
-    assert all(kawhi_settings(config, v).enabled for v in config["grid"]["ablation_variants"])
+    assert all(kawhi_settings(config, v).enabled for v in grid["ablation_variants"] + grid["skip_ratio_variants"]
+               + grid["selector_variants"])
+
+
+def test_paper_recipe_and_chart_data_reach_the_train_jobs(repo_root, paper_jobs):
+    """Issue 13: on config/paper.yaml the chart runs train on ChartQA and every train job gets the paper's recipe."""
+    config, jobs = load_config(repo_root / "config" / "paper.yaml"), paper_jobs
+    _, train, _ = _classify(jobs)
+    assert train and all(j.shell for j in train)
+
+    # the chart runs read the chart training set, which the prepare job fetches from ChartQA's train split
+    prepare = {j.wildcards["trainset"]: j for j in jobs if j.rule == "prepare_train_data"}
+    assert set(prepare) == {"math", "chart"}
+    chart_prep = prepare["chart"]
+    assert _shell_option(chart_prep, "--name") == "chartqa"
+    assert _shell_option(chart_prep, "--source") == "HuggingFaceM4/ChartQA"
+    assert _shell_option(chart_prep, "--split") == "train"
+    assert _shell_option(chart_prep, "--limit") == str(config["chart_train_data"]["limit"])
+    assert _shell_option(prepare["math"], "--source") == config["train_data"]["source"] != "HuggingFaceM4/ChartQA"
+    chart_runs = [j for j in train if j.wildcards["trainset"] == "chart"]
+    assert len(chart_runs) == 2 * len(config["grid"]["seeds"])
+    for job in chart_runs:
+        assert chart_prep.outputs[0] in job.inputs, job.inputs
+        assert _shell_option(job, "--data") == chart_prep.outputs[0]
+        assert _settings(job)["trainset"] == "chart"
+    for job in train:
+        if job.wildcards["trainset"] == "math":
+            assert chart_prep.outputs[0] not in job.inputs, job.wildcards
+            assert _settings(job)["trainset"] == "math"
+
+    # the paper's recipe (PAPER.md, Setup) in every train job's --settings
+    kl = {"grpo": 0.01, "gspo": 0.01, "dapo": 0.001}
+    seen = set()
+    for job in train:
+        settings, algo = _settings(job), job.wildcards["algo"]
+        training = settings["training"]
+        assert settings["variant"] == job.wildcards["variant"] and settings["seed"] == int(job.wildcards["seed"])
+        assert training["num_generations"] == 5, job.wildcards
+        assert training["learning_rate"] == 1e-6, job.wildcards
+        assert training["max_prompt_length"] == 1024, job.wildcards
+        if algo in kl:
+            seen.add(algo)
+            assert settings["algorithm"]["beta"] == kl[algo], job.wildcards
+            assert training["max_completion_length"] == (1024 if algo == "dapo" else 2048), job.wildcards
+    assert seen == set(kl)
 
 
 def test_named_target_table1_lists_only_what_table1_needs(repo_root):
@@ -76,12 +227,53 @@ def test_named_target_table1_lists_only_what_table1_needs(repo_root):
     jobs = snakemake_dry_run(repo_root, "--forceall", "table1")
     rules = {j.rule for j in jobs}
     assert "make_table1" in rules and "table1" in rules
-    assert not rules & {"make_table2", "make_figure1", "make_figure3", "make_figure4", "make_curves",
-                        "make_gallery", "make_summary", "all"}
+    others = {f"make_{t}" for t in _report_rules(repo_root, config)} - {"make_table1"}
+    assert others and not rules & (others | {"all"})
     _, train, evals = _classify(jobs)
-    runs = {(j.wildcards["model"], j.wildcards["algo"], j.wildcards["variant"]) for j in train}
-    grid = config["grid"]
-    assert runs == {(m, a, v) for m in config["models"] for a in grid["algorithms"] for v in grid["variants"]}
-    benches = {_eval_key(j)[-1] for j in evals}
-    assert benches == set(config["math_benchmarks"])
-    assert len(evals) == len(config["models"]) * (1 + len(runs) // len(config["models"])) * len(benches)
+    runs = Counter(_run_key(j) for j in train)
+    assert max(runs.values()) == 1
+    parts = _expected_runs(config)
+    assert set(runs) == parts["main"] | parts["baselines"]  # Table 1: main runs and fine-grained baselines
+    assert {r[4] for r in runs} == {str(s) for s in config["grid"]["seeds"]}
+    eval_keys = Counter(_eval_key(j) for j in evals)
+    assert max(eval_keys.values()) == 1
+    benches = config["math_benchmarks"]
+    assert set(eval_keys) == ({(m, "base", b) for m in config["models"] for b in benches}
+                              | {(*r, b) for r in runs for b in benches})
+
+
+def test_e2e_reduced_config_schedules_every_rule_and_artefact(repo_root, tmp_path):
+    """The slow end-to-end test's config (tests/test_e2e.py), dry-run only: every rule rule `all` can reach
+    on synthetic data runs, every run of the grid once, and REPORT_ARTEFACTS is exactly what `all` builds."""
+    import yaml
+
+    from tests.test_e2e import REPORT_ARTEFACTS, expected_runs, reduced_config
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(reduced_config(repo_root)))
+    config = load_config(tmp_path / "config.yaml")  # with the schema's defaults
+    jobs = snakemake_dry_run(repo_root, "-s", str(repo_root / "Snakefile"), "--directory", str(tmp_path),
+                             "--configfile", str(tmp_path / "config.yaml"))
+    counts = Counter(j.rule for j in jobs)
+    print("\nreduced e2e config dry run, jobs per rule:", dict(sorted(counts.items())), "total", sum(counts.values()))
+
+    defined = set()
+    for smk in [repo_root / "Snakefile", *sorted((repo_root / "rules").glob("*.smk"))]:
+        defined |= set(re.findall(r"^rule (\w+):", smk.read_text(), re.M))
+    named_targets = _report_rules(repo_root, config)  # `snakemake table1` etc.; all asks for their files
+    hub_only = {"prepare_benchmark", "prepare_train_data", "key_steps"}  # synthetic suites need none of them
+    published = {"published_heads"}  # heads.source: published only
+    assert config["heads"].get("source", "sweep") == "sweep"
+    assert set(counts) == defined - named_targets - hub_only - published
+
+    _, train, evals = _classify(jobs)
+    runs = Counter(_run_key(j) for j in train)
+    assert max(runs.values()) == 1 and len(runs) == expected_runs(config)
+    assert set(runs) == set().union(*_expected_runs(config).values())
+    assert {r[4] for r in runs} == {"0"}
+    assert Counter(_eval_key(j) for j in evals).most_common(1)[0][1] == 1
+    assert set(_eval_key(j) for j in evals) == _expected_evals(config)
+
+    artefact_rules = {f"make_{t}" for t in named_targets}
+    built = {o.removeprefix("results/report/") for j in jobs if j.rule in artefact_rules for o in j.outputs}
+    assert built == set(REPORT_ARTEFACTS)
+    assert len(REPORT_ARTEFACTS) == len(set(REPORT_ARTEFACTS))

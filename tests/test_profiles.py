@@ -31,12 +31,17 @@ def test_paper_dry_run_through_the_slurm_profile_shows_resources(repo_root):
     proc = _dry_run(repo_root, "--profile", "config/profiles/slurm", "--configfile", "config/paper.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     resources = _resources_by_rule(proc.stdout + proc.stderr)
-    train = resources["train"][0]
-    assert "gpu=8" in train and "slurm_partition=gpu" in train and "slurm_account=proj123" in train
-    assert "cpus_per_task=16" in train and "mem_mb=200000" in train and "runtime=1440" in train
+    for train in resources["train"]:
+        assert "gpu=8" in train and "slurm_partition=gpu" in train and "slurm_account=proj123" in train
+        assert "cpus_per_task=16" in train and "mem_mb=200000" in train and "runtime=1440" in train
     for rule in ("identify_heads", "evaluate_base", "evaluate_run"):
         assert all("gpu=1" in r and "cpus_per_task=8" in r for r in resources[rule]), rule
-    assert len(resources["train"]) == 16
+    # one train job per run of the paper grid (main, baselines, chart, sweeps; tests/test_paper_dryrun.py)
+    from kawhi.config import load_config
+    from tests.test_paper_dryrun import _expected_runs
+
+    runs = set().union(*_expected_runs(load_config(repo_root / "config" / "paper.yaml")).values())
+    assert len(resources["train"]) == len(runs)
 
 
 def test_profiles_use_the_slurm_executor_and_a_gpu_resource(repo_root):

@@ -20,6 +20,7 @@ import yaml
 from tests.report_fixtures import (
     ABLATIONS,
     ALGOS,
+    item_scores_for,
     make_entry,
     write_heads,
     write_rollouts,
@@ -53,7 +54,9 @@ def workflow_dir(tmp_path_factory, repo_root):
     root = tmp_path_factory.mktemp("report-workflow")
     config = {"models": {m: {"arch": "qwen2_5_vl"} for m in MODELS},
               "math_benchmarks": list(MATH), "chart_benchmarks": list(CHART),
-              "ablation_benchmarks": list(MATH)}
+              "ablation_benchmarks": list(MATH),
+              # one seed and no fine-grained baselines: the report stage over the main, chart and ablation runs
+              "grid": {"seeds": [0], "ablation_seeds": [0], "baselines": []}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     (root / "Snakefile").write_text(f'''
 from snakemake.utils import validate
@@ -65,24 +68,41 @@ rule all:
     input: REPORT_TARGETS
 ''')
     results = root / "results"
+    rows = {}
+    for b in MATH:
+        data = write_suite(suite=b, split="test", n=6, seed=0, out=results / "data" / b / "test.parquet")
+        rows[b] = [{k: (list(v) if hasattr(v, "tolist") else v) for k, v in r.items()}
+                   for r in pd.read_parquet(data).drop(columns=["image"]).to_dict("records")]
     for m in MODELS:
         for b in MATH:
-            entry = make_entry(results, m, "base", "", b)
-            data = write_suite(suite=b, split="test", n=6, seed=0, out=results / "data" / b / "test.parquet")
-            rows = pd.read_parquet(data).drop(columns=["image"]).to_dict("records")
-            write_samples(Path(entry.path), [{**{k: (list(v) if hasattr(v, "tolist") else v) for k, v in r.items()},
-                                              "response": "The answer is \\boxed{99}.", "score": 0} for r in rows])
+            make_entry(results, m, "base", "", b)
         for a in ALGOS:
             for v in ("baseline", "kawhi"):
-                for b in MATH + CHART:
+                for b in MATH:
                     make_entry(results, m, a, v, b)
                 run = write_run(results, m, a, v)
                 if m == MODELS[0] and a == "grpo" and v == "kawhi":
                     write_rollouts(run, 4)
         write_heads(results, m)
+    # the chart experiment: the first model's base row and its own GRPO runs on the chart training set
+    for b in CHART:
+        make_entry(results, MODELS[0], "base", "", b)
+    for v in ("baseline", "kawhi"):
+        for b in CHART:
+            make_entry(results, MODELS[0], "grpo", v, b, trainset="chart")
+        write_run(results, MODELS[0], "grpo", v, trainset="chart")
     for v in ABLATIONS:
         for b in MATH:
             make_entry(results, MODELS[0], "grpo", v, b)
+    # every math result scores the suite's test items (Figure 1's example cases find their images; the
+    # paired statistics compare item by item), each file's item scores averaging to its metric
+    for path in (results / "eval").rglob("*.json"):
+        b = path.stem
+        if b in MATH:
+            doc = json.loads(path.read_text())
+            scores = item_scores_for(doc["metrics"][doc["primary"]], len(rows[b]))
+            write_samples(path, [{**r, "response": "The answer is \\boxed{99}.", "score": sc}
+                                 for r, sc in zip(rows[b], scores)])
     return root
 
 
@@ -92,8 +112,8 @@ def test_report_rules_build_every_artefact_and_the_html_report(workflow_dir):
     assert run.returncode == 0, run.stderr[-4000:]
     report_dir = workflow_dir / "results" / "report"
     for name in ("table1.csv", "table1.md", "table1.tex", "table2.csv", "figure1.png", "figure1.pdf",
-                 "figure1.json", "figure3.png", "figure4.pdf", "curves.png", "curves.csv", "gallery.png", "summary.json",
-                 "summary.md"):
+                 "figure1.json", "figure3.png", "figure4.pdf", "figure5.png", "figure5.csv", "curves.png", "curves.csv",
+                 "gallery.png", "summary.json", "summary.md", "headline.rst"):
         assert (report_dir / name).stat().st_size > 0, name
     table1 = pd.read_csv(report_dir / "table1.csv")
     assert len(table1) == len(MODELS) * (1 + 2 * len(ALGOS))
@@ -106,7 +126,7 @@ def test_report_rules_build_every_artefact_and_the_html_report(workflow_dir):
     assert rep.returncode == 0, rep.stderr[-4000:]
     text = html.read_text(errors="replace")
     assert len(text) > 100_000  # self-contained: the figures are embedded
-    for caption in ("Main results", "ablations", "why the base model fails", "vision-critical heads",
+    for caption in ("Main results", "ablations", "why the RL-trained model fails", "vision-critical heads", "training cost",
                     "chart understanding", "Training curves", "KAWHI gallery", "Performance summary"):
         assert caption.lower() in text.lower(), caption
 
@@ -115,7 +135,7 @@ def test_report_rules_build_every_artefact_and_the_html_report(workflow_dir):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
     # one ablation result changes -> only Table 2 is rebuilt
-    changed = workflow_dir / "results" / "eval" / MODELS[0] / "grpo" / "kawhi-kk" / "shapes_count.json"
+    changed = workflow_dir / "results" / "eval" / MODELS[0] / "math" / "grpo" / "kawhi-kk" / "seed-0" / "shapes_count.json"
     doc = json.loads(changed.read_text())
     doc["metrics"][doc["primary"]] += 1.0
     changed.write_text(json.dumps(doc))
@@ -125,7 +145,7 @@ def test_report_rules_build_every_artefact_and_the_html_report(workflow_dir):
     assert _snakemake(workflow_dir).returncode == 0
 
     # a chart result of GRPO+KAWHI feeds Figure 4 and the summary, not the tables
-    changed = workflow_dir / "results" / "eval" / MODELS[0] / "grpo" / "kawhi" / "bars_lookup.json"
+    changed = workflow_dir / "results" / "eval" / MODELS[0] / "chart" / "grpo" / "kawhi" / "seed-0" / "bars_lookup.json"
     doc = json.loads(changed.read_text())
     doc["metrics"][doc["primary"]] -= 1.0
     changed.write_text(json.dumps(doc))
