@@ -173,7 +173,11 @@ def _with_reference(trainer, batch, shift=0.1):
 
 def test_gspo_kawhi_trains_with_kl_that_reads_the_real_log_probs(setup, config):
     """The paper trains GSPO with KL: GSPO + KAWHI accepts beta > 0, its KL term is the baseline's, and with
-    uniform weights (the token_weights hook) its gradient is GSPO's (GSPO-token equals GSPO then)."""
+    uniform weights (the token_weights hook) its gradient is GSPO's (GSPO-token equals GSPO then).
+
+    TRL's ``use_bias_correction_kl`` multiplies the KL by the importance ratio, whose gradient is
+    per-sequence under GSPO and per-token under GSPO-token (same value): the exact-gradient check runs
+    with it off, as in VERL's KL loss (no ratio), and the bias-corrected case is checked for its value."""
     model_dir, data, out = setup
     settings = _settings(config, "gspo")
     settings["algorithm"]["beta"] = 0.04
@@ -181,9 +185,14 @@ def test_gspo_kawhi_trains_with_kl_that_reads_the_real_log_probs(setup, config):
     kawhi = _trainer(KawhiGRPOTrainer, model_dir, data, settings, out, kawhi=KawhiSettings(), heads=HEADS)
     uniform = _trainer(UniformWeights, model_dir, data, settings, out, kawhi=KawhiSettings(), heads=HEADS)
     assert kawhi.beta == 0.04 and kawhi.importance_sampling_level == "token"
-    for t in (kawhi, uniform):
-        t.model.load_state_dict(base.model.state_dict())
     batch = _with_reference(base, _rollouts(base))
+    uniform.model.load_state_dict(base.model.state_dict())
+    corrected_b, _, _ = _loss_and_grads(base, batch)
+    corrected_u, _, _ = _loss_and_grads(uniform, batch)
+    torch.testing.assert_close(corrected_u, corrected_b, atol=1e-6, rtol=1e-5)  # same value with the correction
+    for t in (base, kawhi, uniform):
+        t.args.use_bias_correction_kl = False
+    kawhi.model.load_state_dict(base.model.state_dict())
 
     loss_b, grads_b, _ = _loss_and_grads(base, batch)
     loss_u, grads_u, _ = _loss_and_grads(uniform, batch)

@@ -24,7 +24,10 @@ per-token gradient). With KAWHI on a sequence-level run, the trainer runs TRL's 
 hands it, for this loss only, old log-probs rewritten so that every token's ratio is s_i
 (``gspo_token_old_logps``): clipping still acts on s_i and the gradient becomes
 -s_i * A_{i,t} * grad log p_t. The policy's own log-probs are untouched, so the KL term (beta > 0, as the
-paper trains GSPO) reads the real log-probs, and the weights never touch it. With KAWHI disabled
+paper trains GSPO) reads the real log-probs, and the weights never touch it. (TRL's
+``use_bias_correction_kl`` multiplies that KL by the importance ratio: the same value under GSPO-token,
+but its gradient then flows per token instead of through the sequence mean; VERL's KL loss, which the
+paper used, has no such factor.) With KAWHI disabled
 (variant ``baseline``) nothing here runs and the loss is TRL's own, bit for bit.
 
 Extending it (the fine-grained baselines): override ``token_weights(captured, batch) -> Tensor[B, T]``
