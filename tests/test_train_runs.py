@@ -66,11 +66,15 @@ def test_gallery_rollout_files(config, tiny_model_factory, suite_factory, heads_
     data = suite_factory("shapes_count", "train", n=8)
     train_run(tiny_model_factory("qwen2_5_vl"), settings, heads_file, [data], tmp_path)
     record = json.loads((tmp_path / "gallery" / "rollout_0.json").read_text())
-    for key in ("prompt", "response", "saliency", "mask", "segments", "segment_weights", "images", "step"):
+    for key in ("prompt", "response", "selections", "segments", "segment_weights", "weight_range", "images", "step"):
         assert key in record, key
     assert "<image>" in record["prompt"] and "<|image_pad|>" not in record["prompt"]
-    grid = np.array(record["saliency"][0])
-    assert grid.shape == np.array(record["mask"][0]).shape and abs(grid.sum() - 1.0) < 1e-4
+    selection = record["selections"][0]
+    selected, key, labels = (np.array(selection[k]) for k in ("selected", "key", "labels"))
+    assert selected.shape == key.shape == labels.shape and selected.ndim == 2
+    assert not (key.astype(bool) & ~selected.astype(bool)).any()  # every key-region token is selected
+    assert record["weight_range"] == [0.1, 1.0]
+    assert all(0.1 - 1e-6 <= w <= 1.0 + 1e-6 for w in record["segment_weights"])
     assert len(record["segments"]) == len(record["segment_weights"])
     image = Image.open(tmp_path / "gallery" / record["images"][0])
     assert image.mode == "RGB" and image.size[0] > 0
@@ -79,7 +83,10 @@ def test_gallery_rollout_files(config, tiny_model_factory, suite_factory, heads_
 def test_pixels_to_images_inverts_the_processor(tiny_model_factory):
     from transformers import AutoProcessor
 
-    from kawhi.train.gallery import pixels_to_images
+    from kawhi.method.pixels import images_from_pixel_values
+
+    def pixels_to_images(*args):
+        return [Image.fromarray(rgb) for rgb in images_from_pixel_values(*args)]
 
     for arch in ("qwen2_5_vl", "qwen3_vl"):
         processor = AutoProcessor.from_pretrained(tiny_model_factory(arch))
