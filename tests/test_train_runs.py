@@ -103,7 +103,8 @@ def test_pixels_to_images_inverts_the_processor(tiny_model_factory):
         assert np.abs(np.asarray(rebuilt[1]).astype(int) - flipped).mean() < 2.0
 
 
-@pytest.mark.parametrize("variant", ["kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token"])
+@pytest.mark.parametrize("variant", ["kawhi-all", "kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-sentence",
+                                     "kawhi-token", "kawhi-allheads", "kawhi-prerope", "kawhi-attention"])
 def test_ablation_variants_train(variant, config, tiny_model_factory, suite_factory, heads_file, tmp_path):
     settings = train_settings(config, "qwen25vl-tiny", "grpo", variant)
     settings["training"].update({**TINY, "max_steps": 1, "gallery_size": 0})
