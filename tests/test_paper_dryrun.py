@@ -56,7 +56,7 @@ def test_paper_dry_run_lists_the_whole_grid(repo_root):
         mine = {r for r in runs if r[0] == m}
         ablations = {(m, "grpo", v) for v in config["grid"]["ablation_variants"]} if m == models[0] else set()
         assert mine == main | ablations, m
-    assert len(runs) == 2 * 6 + 4
+    assert len(runs) == 2 * 6 + len(config["grid"]["ablation_variants"])  # 8: one per row of Table 3
 
     eval_keys = Counter(_eval_key(j) for j in evals)
     assert max(eval_keys.values()) == 1  # one job per checkpoint and benchmark
