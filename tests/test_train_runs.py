@@ -49,9 +49,10 @@ def test_grid_cell_trains(arch, algo, variant, config, tiny_model_factory, suite
         assert key in lines[0], key
     assert ("kawhi/weight_mean" in lines[0]) == (variant == "kawhi")
     if variant == "kawhi":
-        for key in ("kawhi/weight_min", "kawhi/weight_max", "kawhi/critical_fraction", "kawhi/n_segments"):
+        for key in ("kawhi/weight_min", "kawhi/weight_max", "kawhi/selected_fraction", "kawhi/alignment_mean",
+                    "kawhi/n_segments", "kawhi/capture_mb"):
             assert key in lines[0], key
-        assert lines[0]["kawhi/weight_min"] <= 1.0 + 1e-6 <= lines[0]["kawhi/weight_max"] + 2e-6
+        assert 0.1 - 1e-6 <= lines[0]["kawhi/weight_min"] <= lines[0]["kawhi/weight_max"] <= 1.0 + 1e-6  # Eq. 15
         assert done["gallery"] == ["rollout_0.json", "rollout_1.json"]
     else:
         assert done["gallery"] == [] and not (tmp_path / "gallery").exists()
