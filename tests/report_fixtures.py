@@ -136,13 +136,16 @@ def write_rollouts(run, n: int, grid: int = 4) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(gallery / f"rollout_{i}.png")
-        saliency = rng.random((grid, grid))
-        mask = saliency > 0.7
-        mask[0, 0] = True
+        labels = (np.arange(grid * grid).reshape(grid, grid) // grid >= grid // 2).astype(int)  # two halves
+        key = labels == 1
+        selected = key.copy()
+        selected[0, 0] = True  # one sampled background token
+        selection = {"selected": selected.astype(int).tolist(), "labels": labels.tolist(),
+                     "key": key.astype(int).tolist()}
         record = {"step": 30, "prompt": "<image> How many red shapes?", "response": "Red: 2.\n\nThe answer is 2.",
-                  "advantage": 0.5, "saliency": [saliency.tolist()], "mask": [mask.astype(int).tolist()],
-                  "segments": ["Red: 2.", "The answer is 2."], "segment_weights": [1.4, 0.6],
-                  "stats": {}, "images": [f"rollout_{i}.png"]}
+                  "advantage": 0.5, "regions": "sguf", "selections": [selection],
+                  "segments": ["Red: 2.", "The answer is 2."], "segment_weights": [0.64, 0.46],
+                  "weight_range": [0.1, 1.0], "stats": {}, "images": [f"rollout_{i}.png"]}
         (gallery / f"rollout_{i}.json").write_text(json.dumps(record))
 
 

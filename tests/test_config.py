@@ -13,8 +13,11 @@ def config_path(repo_root):
 def test_default_config_fills_method_defaults(config_path):
     config = load_config(config_path)
     k = kawhi_settings(config, "kawhi")
-    assert (k.lam, k.w_min, k.w_max, k.delimiter, k.metric, k.regions) == (0.5, 0.5, 2.0, "\n\n", "kq", "sguf")
-    assert (k.sguf.levels, k.sguf.kappa, k.sguf.mass, k.sguf.max_fraction) == (3, 0.5, 0.5, 0.25)
+    assert (k.tau, k.lam, k.w_min, k.w_max, k.delimiter, k.metric, k.regions) == (0.1, 0.1, 0.1, 1.0, "\n\n", "kq",
+                                                                                 "sguf")
+    assert (k.layers, k.heads, k.rotary, k.granularity, k.normalize) == ((-1,), "critical", "post", "paragraph", "none")
+    s = k.sguf
+    assert (s.sigma, s.delta_s, s.delta_l, s.beta, s.skip_ratio) == (1.0, 0.5, 30.0, 0.1, 0.7)  # Appendix A
     assert kawhi_settings(config, "baseline").enabled is False
     assert kawhi_settings(config, "kawhi-random").regions == "random"
 

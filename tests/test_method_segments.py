@@ -7,7 +7,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kawhi.method.segments import decode_pieces, delimiter_ends, paragraph_ids, segment_ids, segment_texts
+from kawhi.method.segments import (batch_segment_ids, decode_pieces, delimiter_ends, paragraph_ids, segment_ids,
+                                   segment_texts)
 
 
 def test_paragraphs_by_character_offsets():
@@ -35,9 +36,24 @@ def test_custom_delimiter_and_token_granularity():
     assert segment_ids(pieces, "paragraph", ";").tolist() == [0, 0, 1, 1, 2]
     assert segment_ids(pieces, "token").tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="granularity"):
-        segment_ids(pieces, "sentence")
+        segment_ids(pieces, "clause")
     with pytest.raises(ValueError, match="delimiter"):
         delimiter_ends("abc", "")
+
+
+def test_sentences_end_at_stop_marks_and_newlines():
+    pieces = ["It", " is", " 3.", " So", " x", "=3?", " Yes", "!", " Done", "\n", "Next", ".", "5", " ok"]
+    # cuts after ". ", "? ", "! " (the space belongs to the sentence it ends) and after every newline, and a
+    # token goes where its first character lies: " So" starts with the space of ". ", so it stays in
+    # sentence 0 (METHOD.md's rule, literally). "." followed by "5" is no sentence end.
+    assert segment_ids(pieces, "sentence").tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 4, 4, 4]
+    paragraphs = ["First step. Then", " more.\n\n", "Last."]
+    assert segment_ids(paragraphs, "sentence").tolist() == [0, 1, 2]
+    assert segment_ids(paragraphs, "paragraph").tolist() == [0, 0, 1]
+    valid = torch.ones(2, 3, dtype=torch.bool)
+    valid[1, 2] = False
+    batched = batch_segment_ids([paragraphs, ["A. B", ". C", "pad"]], valid, "sentence")
+    assert batched.tolist() == [[0, 1, 2], [0, 1, -1]]
 
 
 @given(st.lists(st.text(alphabet="ab\n ", min_size=1, max_size=4), min_size=1, max_size=30))

@@ -49,9 +49,10 @@ def test_grid_cell_trains(arch, algo, variant, config, tiny_model_factory, suite
         assert key in lines[0], key
     assert ("kawhi/weight_mean" in lines[0]) == (variant == "kawhi")
     if variant == "kawhi":
-        for key in ("kawhi/weight_min", "kawhi/weight_max", "kawhi/critical_fraction", "kawhi/n_segments"):
+        for key in ("kawhi/weight_min", "kawhi/weight_max", "kawhi/selected_fraction", "kawhi/alignment_mean",
+                    "kawhi/n_segments", "kawhi/capture_mb"):
             assert key in lines[0], key
-        assert lines[0]["kawhi/weight_min"] <= 1.0 + 1e-6 <= lines[0]["kawhi/weight_max"] + 2e-6
+        assert 0.1 - 1e-6 <= lines[0]["kawhi/weight_min"] <= lines[0]["kawhi/weight_max"] <= 1.0 + 1e-6  # Eq. 15
         assert done["gallery"] == ["rollout_0.json", "rollout_1.json"]
     else:
         assert done["gallery"] == [] and not (tmp_path / "gallery").exists()
@@ -66,11 +67,15 @@ def test_gallery_rollout_files(config, tiny_model_factory, suite_factory, heads_
     data = suite_factory("shapes_count", "train", n=8)
     train_run(tiny_model_factory("qwen2_5_vl"), settings, heads_file, [data], tmp_path)
     record = json.loads((tmp_path / "gallery" / "rollout_0.json").read_text())
-    for key in ("prompt", "response", "saliency", "mask", "segments", "segment_weights", "images", "step"):
+    for key in ("prompt", "response", "selections", "segments", "segment_weights", "weight_range", "images", "step"):
         assert key in record, key
     assert "<image>" in record["prompt"] and "<|image_pad|>" not in record["prompt"]
-    grid = np.array(record["saliency"][0])
-    assert grid.shape == np.array(record["mask"][0]).shape and abs(grid.sum() - 1.0) < 1e-4
+    selection = record["selections"][0]
+    selected, key, labels = (np.array(selection[k]) for k in ("selected", "key", "labels"))
+    assert selected.shape == key.shape == labels.shape and selected.ndim == 2
+    assert not (key.astype(bool) & ~selected.astype(bool)).any()  # every key-region token is selected
+    assert record["weight_range"] == [0.1, 1.0]
+    assert all(0.1 - 1e-6 <= w <= 1.0 + 1e-6 for w in record["segment_weights"])
     assert len(record["segments"]) == len(record["segment_weights"])
     image = Image.open(tmp_path / "gallery" / record["images"][0])
     assert image.mode == "RGB" and image.size[0] > 0
@@ -79,7 +84,10 @@ def test_gallery_rollout_files(config, tiny_model_factory, suite_factory, heads_
 def test_pixels_to_images_inverts_the_processor(tiny_model_factory):
     from transformers import AutoProcessor
 
-    from kawhi.train.gallery import pixels_to_images
+    from kawhi.method.pixels import images_from_pixel_values
+
+    def pixels_to_images(*args):
+        return [Image.fromarray(rgb) for rgb in images_from_pixel_values(*args)]
 
     for arch in ("qwen2_5_vl", "qwen3_vl"):
         processor = AutoProcessor.from_pretrained(tiny_model_factory(arch))
@@ -96,7 +104,8 @@ def test_pixels_to_images_inverts_the_processor(tiny_model_factory):
         assert np.abs(np.asarray(rebuilt[1]).astype(int) - flipped).mean() < 2.0
 
 
-@pytest.mark.parametrize("variant", ["kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token"])
+@pytest.mark.parametrize("variant", ["kawhi-all", "kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-sentence",
+                                     "kawhi-token", "kawhi-allheads", "kawhi-prerope", "kawhi-attention"])
 def test_ablation_variants_train(variant, config, tiny_model_factory, suite_factory, heads_file, tmp_path):
     settings = train_settings(config, "qwen25vl-tiny", "grpo", variant)
     settings["training"].update({**TINY, "max_steps": 1, "gallery_size": 0})

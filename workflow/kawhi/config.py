@@ -26,17 +26,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SGUFSettings:
-    """SGUF's constants (METHOD.md section 2); ``levels`` .. ``max_fraction`` are legacy (issue 13)."""
+    """SGUF's constants (METHOD.md section 2, the paper's Appendix A values)."""
 
     sigma: float = 1.0
     delta_s: float = 0.5
     delta_l: float = 30.0
     beta: float = 0.1
     skip_ratio: float = 0.7
-    levels: int = 3
-    kappa: float = 0.5
-    mass: float = 0.5
-    max_fraction: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class KawhiSettings:
     """The KAWHI block of METHOD.md. ``enabled=False`` means the base algorithm exactly."""
 
     enabled: bool = True
-    layers: str | tuple[int, ...] = "all"
+    layers: str | tuple[int, ...] = (-1,)
     heads: str = "critical"
     rotary: str = "post"
     regions: str = "sguf"
@@ -53,19 +49,17 @@ class KawhiSettings:
     granularity: str = "paragraph"
     delimiter: str = "\n\n"
     tau: float = 0.1
+    lam: float = 0.1
+    w_min: float = 0.1
+    w_max: float = 1.0
     normalize: str = "none"
-    lam: float = 0.5
-    eps: float = 1e-6
-    w_min: float = 0.5
-    w_max: float = 2.0
-    negative: str = "same"
     sguf: SGUFSettings = field(default_factory=SGUFSettings)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KawhiSettings":
         d = dict(d)
         sguf = SGUFSettings(**d.pop("sguf", {}))
-        layers = d.pop("layers", "all")
+        layers = d.pop("layers", cls.layers)
         layers = layers if isinstance(layers, str) else tuple(layers)
         return cls(sguf=sguf, layers=layers, **d)
 

@@ -1,1 +1,1 @@
-"""KAWHI itself: head masking, q/k capture, SGUF regions, segments and harmonic credit weights (METHOD.md)."""
+"""KAWHI itself: head masking, q/k capture, pixel SGUF, token selection, segments, alignment and paragraph weights (METHOD.md)."""

@@ -1,130 +1,92 @@
-"""Alignment of response tokens with the critical region, and the weighted harmonic credit weights.
+"""Spatial alignment of response tokens with the selected visual tokens, and the paragraph weights.
 
-METHOD.md sections 4 and 5. Alignment is per token (kq or kk), averaged within each segment; the
-weights are one per segment, conserve the response's total credit (token-weighted mean 1) and lie
-in [w_min, w_max].
+METHOD.md sections 3 and 5 (the paper's Eq. 12-15):
+
+- ``alignment``: alpha_t = mean over heads h and selected visual tokens v of cos(q_t^h, k_v^h). The
+  mean of cosines is the dot product of the unit query with the mean unit key, per head, so the cost
+  is one pass over the keys plus O(T H d).
+- ``paragraph_weights``: w~_j = (1 - lam) softmax_j(alpha_bar_j / tau) + lam / M and
+  w_j = w_min + (w_max - w_min) w~_j, one weight per paragraph.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.functional import normalize
 
-METRICS = ("kq", "kk")
 
+def alignment(q_resp: Tensor, k_vis: Tensor, selected: Tensor) -> Tensor:
+    """alpha_t in [-1, 1] for each response token: q_resp [T, H, d], k_vis [N, H, d], selected bool [N] -> [T].
 
-def kq_alignment(q_tokens: Tensor, k_visual: Tensor, critical: Tensor, scaling: float) -> Tensor:
-    """a_t = mean over heads of sum_{v in M} softmax_v(q_t . k_v * scaling), renormalised over visual keys.
-
-    q_tokens: [H, T, d], k_visual: [H, N, d], critical: bool [N] -> [T].
+    The heads are those of H_c (already restricted and GQA-expanded by the caller); ``q_resp`` may hold
+    keys instead of queries (the Key-Key ablation). No selected token gives alpha = 0 (no evidence).
     """
-    attention = torch.softmax(torch.matmul(q_tokens, k_visual.transpose(-1, -2)) * scaling, dim=-1)
-    return (attention * critical.to(attention.dtype)).sum(dim=-1).mean(dim=0)
+    if q_resp.dim() != 3 or k_vis.dim() != 3 or q_resp.shape[1:] != k_vis.shape[1:]:
+        raise ValueError(f"need q_resp [T, H, d] and k_vis [N, H, d] with equal H, d; got {tuple(q_resp.shape)}, "
+                         f"{tuple(k_vis.shape)}")
+    if selected.shape != k_vis.shape[:1]:
+        raise ValueError(f"selected {tuple(selected.shape)} must have one entry per visual token ({k_vis.shape[0]})")
+    rows = torch.zeros(k_vis.shape[0], dtype=torch.long, device=k_vis.device)
+    return cosine_to_centre(q_resp, mean_unit_keys(k_vis, rows, selected, 1)[0])
 
 
-def kk_alignment(k_tokens: Tensor, k_visual: Tensor, critical: Tensor) -> Tensor:
-    """a_t = mean over heads of the mean over v in M of (1 + cos(k_t, k_v)) / 2.
+def mean_unit_keys(keys: Tensor, rows: Tensor, selected: Tensor, n_rows: int) -> Tensor:
+    """Per row, the mean of the unit keys of its selected tokens: keys [n, H, d] of rows [n] -> [n_rows, H, d]
+    in float32 (zero for a row without selected tokens)."""
+    flags = selected.to(keys.device).float()
+    unit = normalize(keys.float(), dim=-1) * flags[:, None, None]
+    rows = rows.to(keys.device)
+    sums = torch.zeros(n_rows, *keys.shape[1:], device=keys.device).index_add_(0, rows, unit)
+    counts = torch.zeros(n_rows, device=keys.device).index_add_(0, rows, flags)
+    return sums / counts.clamp(min=1)[:, None, None]
 
-    k_tokens: [H, T, d], k_visual: [H, N, d], critical: bool [N] -> [T].
+
+def cosine_to_centre(probe: Tensor, centre: Tensor) -> Tensor:
+    """Mean over heads of unit(probe) . centre: probe [..., T, H, d], centre [..., H, d] -> [..., T].
+
+    With ``centre`` the mean unit key of the selected tokens this is the mean of the cosines (Eq. 13).
     """
-    k_crit = torch.nn.functional.normalize(k_visual[:, critical], dim=-1)
-    k_tok = torch.nn.functional.normalize(k_tokens, dim=-1)
-    # mean of cosines = cosine with the mean of the unit critical keys (one matmul per head)
-    cos = torch.matmul(k_tok, k_crit.mean(dim=1, keepdim=True).transpose(-1, -2)).squeeze(-1)
-    return ((1.0 + cos) / 2.0).mean(dim=0)
+    cos = (normalize(probe.float(), dim=-1) * centre.unsqueeze(-3)).sum(dim=-1).mean(dim=-1)
+    return cos.clamp(-1.0, 1.0)
 
 
-def segment_means(values: Tensor, ids: Tensor, n_segments: int | None = None) -> tuple[Tensor, Tensor]:
-    """Per-segment mean of ``values`` and the segment token counts, for segment ids 0..S-1."""
-    n = int(ids.max()) + 1 if n_segments is None else n_segments
-    lengths = torch.bincount(ids, minlength=n)
-    sums = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, ids, values)
-    return sums / lengths.clamp(min=1).to(values.dtype), lengths
-
-
-def harmonic_weights(alignment: Tensor, lengths: Tensor, lam: float = 0.5, w_min: float = 0.5,
-                     w_max: float = 2.0, eps: float = 1e-6) -> Tensor:
-    """One weight per segment from its alignment a_p and its token count (METHOD.md section 5).
-
-    r_p = a_p / abar (abar token-weighted), u_p = 1 / ((1 - lam) + lam / max(r_p, eps)), then w is u
-    rescaled to token-weighted mean 1 and clipped to [w_min, w_max] *with* the mean held at 1: the
-    scale c solving mean(clip(c * u)) = 1 is found exactly (clip-then-renormalise alone could leave
-    the bounds again). Returns all ones when there is at most one segment, lam = 0, the alignment
-    is constant, or its mean is not positive -- exactly the base algorithm.
-    """
-    if alignment.shape != lengths.shape or alignment.dim() != 1:
-        raise ValueError(f"alignment {tuple(alignment.shape)} and lengths {tuple(lengths.shape)} must be equal 1-D")
-    if bool((lengths <= 0).any()):
-        raise ValueError("every segment needs at least one token (lengths > 0)")
-    return harmonic_weights_batched(alignment[None], lengths[None], lam, w_min, w_max, eps)[0]
-
-
-def harmonic_weights_batched(alignment: Tensor, lengths: Tensor, lam: float = 0.5, w_min: float = 0.5,
-                             w_max: float = 2.0, eps: float = 1e-6) -> Tensor:
-    """``harmonic_weights`` for B rollouts at once: [B, S] alignments and token counts, where a count
-    of 0 marks padding (rows with fewer segments); padded entries come back as 1."""
-    if alignment.shape != lengths.shape or alignment.dim() != 2:
-        raise ValueError(f"alignment {tuple(alignment.shape)} and lengths {tuple(lengths.shape)} must be equal [B, S]")
-    if not w_min <= 1.0 <= w_max:
-        raise ValueError(f"need w_min <= 1 <= w_max to conserve credit, got [{w_min}, {w_max}]")
+def check_weight_settings(tau: float, lam: float, w_min: float, w_max: float) -> None:
+    if tau <= 0:
+        raise ValueError(f"kawhi.tau must be > 0, got {tau}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"kawhi.lam must be in [0, 1], got {lam}")
-    out_dtype = alignment.dtype if alignment.is_floating_point() else torch.float32
-    if alignment.numel() == 0 or lam == 0.0:
-        return torch.ones_like(alignment, dtype=out_dtype)
-    # [B, S] with S = segments per response is tiny: float64 numpy on the CPU is exact and cheapest
-    a = alignment.detach().to(device="cpu", dtype=torch.float64).numpy()
-    n = lengths.detach().to(device="cpu", dtype=torch.float64).numpy().clip(min=0)
-    present = n > 0
-    a = np.where(present, a, 0.0)
-    total = n.sum(axis=1, keepdims=True)
-    abar = (n * a).sum(axis=1, keepdims=True) / np.maximum(total, 1)
-    first = np.take_along_axis(a, present.argmax(axis=1)[:, None], axis=1)
-    with np.errstate(invalid="ignore"):
-        degenerate = ((present.sum(axis=1) <= 1) | (abar[:, 0] <= 0) | ~np.isfinite(a).all(axis=1)
-                      | ~(present & (a != first)).any(axis=1))
-        r = np.maximum(a / np.where(abar > 0, abar, 1.0), eps)
-        u = np.where(present, 1.0 / ((1.0 - lam) + lam / r), 1.0)
-    u = u / ((n * u).sum(axis=1, keepdims=True) / np.maximum(total, 1))
-    w = _clip_at_unit_mean(u, n, w_min, w_max)
-    w = np.where(present & ~degenerate[:, None], w, 1.0)
-    return torch.from_numpy(w).to(device=alignment.device, dtype=out_dtype)
+    if not 0.0 <= w_min <= w_max:
+        raise ValueError(f"need 0 <= kawhi.w_min <= kawhi.w_max, got [{w_min}, {w_max}]")
 
 
-def _clip_at_unit_mean(u: np.ndarray, n: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Per row, clip(c * u, lo, hi) with c > 0 chosen so that the n-weighted mean is exactly 1.
+def paragraph_weights(alpha: Tensor, *, tau: float = 0.1, lam: float = 0.1, w_min: float = 0.1,
+                      w_max: float = 1.0) -> Tensor:
+    """Eq. 15 for one response: alpha [M] (the paragraphs' mean alignments) -> weights [M] in [w_min, w_max]."""
+    if alpha.dim() != 1 or alpha.numel() == 0:
+        raise ValueError(f"alpha must be a non-empty [M] vector, got shape {tuple(alpha.shape)}")
+    return padded_paragraph_weights(alpha[None], torch.ones_like(alpha, dtype=torch.bool)[None], tau=tau, lam=lam,
+                                    w_min=w_min, w_max=w_max)[0]
 
-    f(c) = sum_i n_i clip(c u_i, lo, hi) is non-decreasing and piecewise linear with breakpoints at
-    lo / u_i and hi / u_i; evaluate it at every breakpoint (sorted, with prefix sums, O(S log S)),
-    then interpolate linearly inside the piece where it crosses sum(n). Entries with n = 0 do not
-    count. Rows already inside the bounds keep c = 1.
-    """
-    inside = (((u >= lo) & (u <= hi)) | (n == 0)).all(axis=1)
-    if inside.all():
-        return u
-    rows = np.arange(u.shape[0])[:, None]
-    total = n.sum(axis=1, keepdims=True)
-    enter, leave = lo / u, hi / u  # c at which entry i leaves the lower clip / reaches the upper one
-    order_in, order_out = np.argsort(enter, axis=1), np.argsort(leave, axis=1)
-    enter_sorted, leave_sorted = enter[rows, order_in], leave[rows, order_out]
-    zero = np.zeros((u.shape[0], 1))
-    nu = n * u
-    n_in = np.concatenate([zero, np.cumsum(n[rows, order_in], axis=1)], axis=1)
-    nu_in = np.concatenate([zero, np.cumsum(nu[rows, order_in], axis=1)], axis=1)
-    n_out = np.concatenate([zero, np.cumsum(n[rows, order_out], axis=1)], axis=1)
-    nu_out = np.concatenate([zero, np.cumsum(nu[rows, order_out], axis=1)], axis=1)
 
-    points = np.sort(np.concatenate([enter, leave], axis=1), axis=1)
-    # entries with enter <= c (no longer at the bottom) and with leave <= c (at the top), per row
-    i = np.stack([np.searchsorted(e, p, side="right") for e, p in zip(enter_sorted, points)])
-    j = np.stack([np.searchsorted(e, p, side="right") for e, p in zip(leave_sorted, points)])
-    values = lo * (total - n_in[rows, i]) + points * (nu_in[rows, i] - nu_out[rows, j]) + hi * n_out[rows, j]
-    k = np.array([np.searchsorted(v, t) for v, t in zip(values, total[:, 0])])[:, None]
-    k = k.clip(1, points.shape[1] - 1)  # first breakpoint with f >= total
-    c0, c1 = np.take_along_axis(points, k - 1, 1), np.take_along_axis(points, k, 1)
-    f0, f1 = np.take_along_axis(values, k - 1, 1), np.take_along_axis(values, k, 1)
-    rising = f1 > f0
-    c = np.where(rising, c0 + (total - f0) * (c1 - c0) / np.where(rising, f1 - f0, 1.0), c1)
-    c = np.where(inside[:, None], 1.0, c)
-    return np.clip(c * u, lo, hi)
+def padded_paragraph_weights(alpha: Tensor, present: Tensor, *, tau: float, lam: float, w_min: float,
+                             w_max: float) -> Tensor:
+    """Eq. 15 row by row for [B, M] alphas where ``present`` marks real paragraphs (rows have different M);
+    absent entries come back as 1."""
+    check_weight_settings(tau, lam, w_min, w_max)
+    dtype = torch.promote_types(alpha.dtype, torch.float32)
+    present = present.bool()
+    scores = torch.where(present, alpha.to(dtype) / tau, torch.tensor(float("-inf"), dtype=dtype))
+    softmax = torch.softmax(scores, dim=-1)
+    m = present.sum(dim=-1, keepdim=True).clamp(min=1).to(dtype)
+    mixed = (1.0 - lam) * softmax + lam / m
+    weights = w_min + (w_max - w_min) * mixed
+    return torch.where(present, weights, torch.ones_like(weights))
+
+
+def segment_means(values: Tensor, ids: Tensor, n_segments: int | None = None) -> Tensor:
+    """Per-segment mean of ``values`` [T] for segment ids [T] in 0..M-1 (alpha_bar_j, Eq. 14)."""
+    n = int(ids.max()) + 1 if n_segments is None else n_segments
+    counts = torch.bincount(ids, minlength=n).clamp(min=1)
+    sums = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, ids, values)
+    return sums / counts.to(values.dtype)

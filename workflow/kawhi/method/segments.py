@@ -1,4 +1,4 @@
-"""Cut a response into segments and map every token to its segment (METHOD.md section 3).
+"""Cut a response into segments and map every token to its segment (METHOD.md section 4).
 
 The response text is the concatenation of its tokens' decoded pieces, so every token owns the
 character span [start, start + len(piece)). (Decoding tokens one by one can turn a multi-byte
@@ -7,17 +7,22 @@ found the same way in either decoding.) A paragraph runs up to and including the
 ends it; a token belongs to the paragraph in which its first character lies, so a token that
 straddles a cut goes to the paragraph where it starts. Paragraphs without tokens are dropped and
 the rest numbered 0..S-1 in order.
+
+Granularities: ``paragraph`` (cut after each ``delimiter``), ``sentence`` (the ablation: cut after
+". ", "? ", "! " and after every newline) and ``token`` (each token alone).
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
-GRANULARITIES = ("paragraph", "token")
+GRANULARITIES = ("paragraph", "sentence", "token")
+SENTENCE_END = re.compile(r"[.?!] |\n")
 
 
 def decode_pieces(tokenizer, completion_ids: Tensor) -> list[list[str]]:
@@ -57,25 +62,38 @@ def delimiter_ends(text: str, delimiter: str) -> list[int]:
     return ends
 
 
+def sentence_ends(text: str) -> list[int]:
+    """Character offsets just past each sentence end: ". ", "? ", "! " or a newline."""
+    return [match.end() for match in SENTENCE_END.finditer(text)]
+
+
+def cut_ends(text: str, granularity: str, delimiter: str) -> list[int]:
+    """Where ``text`` is cut into segments (paragraph or sentence granularity)."""
+    if granularity == "paragraph":
+        return delimiter_ends(text, delimiter)
+    if granularity == "sentence":
+        return sentence_ends(text)
+    raise ValueError(f"kawhi.granularity must be one of {GRANULARITIES}, got '{granularity}'")
+
+
 def paragraph_ids(pieces: Sequence[str], delimiter: str = "\n\n") -> Tensor:
     """Paragraph index (0..S-1, consecutive) of each token, given the tokens' decoded pieces."""
-    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
-    if lengths.numel() == 0:
-        return torch.zeros(0, dtype=torch.long)
-    starts = torch.cumsum(lengths, 0) - lengths
-    ends = torch.tensor(delimiter_ends("".join(pieces), delimiter), dtype=torch.long)
-    raw = torch.searchsorted(ends, starts, right=True)
-    # drop empty paragraphs: renumber the paragraphs that own tokens as 0..S-1 in order
-    return torch.unique_consecutive(raw, return_inverse=True)[1]
+    return segment_ids(pieces, "paragraph", delimiter)
 
 
 def segment_ids(pieces: Sequence[str], granularity: str = "paragraph", delimiter: str = "\n\n") -> Tensor:
-    """Segment index of each token: its paragraph, or the token itself for ``granularity='token'``."""
-    if granularity == "paragraph":
-        return paragraph_ids(pieces, delimiter)
+    """Segment index (0..S-1, consecutive) of each token: its paragraph, its sentence, or the token itself."""
     if granularity == "token":
         return torch.arange(len(pieces), dtype=torch.long)
-    raise ValueError(f"kawhi.granularity must be one of {GRANULARITIES}, got '{granularity}'")
+    lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
+    if lengths.numel() == 0:
+        cut_ends("", granularity, delimiter)  # still refuses a bad granularity or delimiter
+        return torch.zeros(0, dtype=torch.long)
+    starts = torch.cumsum(lengths, 0) - lengths
+    ends = torch.tensor(cut_ends("".join(pieces), granularity, delimiter), dtype=torch.long)
+    raw = torch.searchsorted(ends, starts, right=True)
+    # drop empty segments: renumber the segments that own tokens as 0..S-1 in order
+    return torch.unique_consecutive(raw, return_inverse=True)[1]
 
 
 def batch_segment_ids(pieces: Sequence[Sequence[str]], valid: Tensor, granularity: str = "paragraph",
@@ -94,15 +112,13 @@ def batch_segment_ids(pieces: Sequence[Sequence[str]], valid: Tensor, granularit
     if granularity == "token":
         rank = torch.cumsum(valid_cpu.long(), dim=1) - 1
         return torch.where(valid_cpu, rank, -1)
-    if granularity != "paragraph":
-        raise ValueError(f"kawhi.granularity must be one of {GRANULARITIES}, got '{granularity}'")
     lengths = torch.tensor([len(p) for row in kept for p in row], dtype=torch.long)
     starts = torch.cumsum(lengths, 0) - lengths
     cuts, offset = [], 0
     for row in kept:
         text = "".join(row)
         cuts.append(offset)  # a row start is a cut: segments never span rows
-        cuts.extend(offset + e for e in delimiter_ends(text, delimiter))
+        cuts.extend(offset + e for e in cut_ends(text, granularity, delimiter))
         offset += len(text)
     raw = torch.searchsorted(torch.tensor(cuts, dtype=torch.long), starts, right=True)
     global_ids = torch.unique_consecutive(raw, return_inverse=True)[1]

@@ -1,10 +1,11 @@
 """KAWHI gallery: a few training rollouts drawn by the method core's renderer, composed into one figure.
 
 The trainer leaves rollouts in ``run_dir/gallery/`` (kawhi.train.gallery): per rollout a JSON (prompt,
-response, per-image saliency and mask grids, segment texts, ``segment_weights``, the image file names
-under ``images``) and the image(s) as PNG. Each is re-rendered (first image) with
-``kawhi.method.visualize.render_rollout`` (saliency and SGUF regions over the image, paragraphs shaded by
-weight), then the renderings are tiled into gallery.png/.pdf.
+response, per image the selected-token grid and SGUF's ``labels``/``key`` grids under ``selections``,
+segment texts, ``segment_weights``, ``weight_range``, the image file names under ``images``) and the
+image(s) as PNG. Each is re-rendered (first image) with ``kawhi.method.visualize.render_rollout`` (SGUF's
+components, key regions and sampled background over the image, paragraphs shaded by weight, like the
+paper's Fig. 6), then the renderings are tiled into gallery.png/.pdf.
 """
 
 from __future__ import annotations
@@ -42,18 +43,12 @@ def load_rollout(path: Path) -> dict[str, Any]:
         rollout = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ReportInputError(f"{path}: not valid JSON ({err})") from err
-    missing = [k for k in ("saliency", "mask", "segments") if k not in rollout]
+    missing = [k for k in ("selections", "segments") if k not in rollout]
     if not any(k in rollout for k in WEIGHT_KEYS):
         missing.append(" or ".join(WEIGHT_KEYS))
     if missing:
         raise ReportInputError(f"{path}: missing {missing}")
     return rollout
-
-
-def first_grid(value, dtype) -> np.ndarray:
-    """The first image's (h, w) grid: rollouts store one grid per image."""
-    grid = np.asarray(value, dtype=dtype)
-    return grid[0] if grid.ndim == 3 else grid
 
 
 def rollout_image(path: Path, rollout: dict[str, Any]):
@@ -80,16 +75,17 @@ def rollout_title(run: RunEntry, path: Path) -> str:
 
 
 def render(path: Path, out_png: Path, title: str) -> Path:
-    """One rollout through the method core's renderer."""
-    import torch
-
+    """One rollout through the method core's renderer (its first image)."""
     from kawhi.method.visualize import render_rollout
 
     rollout = load_rollout(path)
+    if not rollout["selections"]:
+        raise ReportInputError(f"{path}: the rollout has no image selection to draw")
+    first = rollout["selections"][0]
     weights = next(rollout[k] for k in WEIGHT_KEYS if k in rollout)
-    render_rollout(rollout_image(path, rollout), torch.as_tensor(first_grid(rollout["saliency"], np.float32)),
-                   torch.as_tensor(first_grid(rollout["mask"], bool)), list(rollout["segments"]),
-                   torch.as_tensor(np.asarray(weights, dtype=np.float32)), out_png, title)
+    render_rollout(rollout_image(path, rollout), first["selected"], list(rollout["segments"]), weights, out_png,
+                   title, labels=first.get("labels"), key=first.get("key"),
+                   weight_range=tuple(rollout.get("weight_range", (min(weights), max(weights)))))
     return out_png
 
 

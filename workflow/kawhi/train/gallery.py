@@ -2,8 +2,8 @@
 
 Each rollout ``i`` becomes ``gallery/rollout_{i}.png`` (the image exactly as the model saw it, rebuilt
 from the Qwen-VL patchified ``pixel_values``) and ``gallery/rollout_{i}.json`` with the prompt, the
-response, the saliency and critical-mask grids (one per image, on the merged token grid), the segment
-texts and their weights. ``kawhi.method.visualize.render_rollout`` draws them.
+response, per image the selected-token grid and SGUF's components and key regions (on the merged token
+grid), the segment texts and their weights. ``kawhi.method.visualize.render_rollout`` draws them.
 """
 
 from __future__ import annotations
@@ -12,39 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-import torch
 from PIL import Image
 
 from kawhi.atomic import atomic_path, write_json
-
-
-def pixels_to_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, image_processor: Any) -> list[Image.Image]:
-    """Invert the Qwen-VL image processor's patchify + normalise: one RGB image (first frame) per grid row.
-
-    The processor lays pixels out as (t, h/m, w/m, m, m) patches of (C, temporal, p, p) values, with
-    m = merge size and p = patch size; this undoes that permutation and the mean/std normalisation.
-    """
-    p = int(image_processor.patch_size)
-    m = int(image_processor.merge_size)
-    tp = int(getattr(image_processor, "temporal_patch_size", 2))
-    mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1)
-    std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1)
-    images = []
-    start = 0
-    for t, h, w in image_grid_thw.tolist():
-        n = t * h * w
-        block = pixel_values[start:start + n].float().cpu().numpy()
-        start += n
-        block = block.reshape(t, h // m, w // m, m, m, 3, tp, p, p)
-        # -> (t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
-        block = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)
-        frame = block[0, 0].reshape(3, h * p, w * p)
-        rgb = np.clip((frame * std + mean) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
-        images.append(Image.fromarray(rgb))
-    if start != pixel_values.shape[0]:
-        raise ValueError(f"image_grid_thw accounts for {start} pixel rows, pixel_values has {pixel_values.shape[0]}")
-    return images
+from kawhi.method.pixels import images_from_pixel_values
 
 
 def _compact_prompt(prompt: str, image_token: str | None) -> str:
@@ -66,7 +37,8 @@ def write_gallery(out_dir: str | Path, rows: Sequence[dict[str, Any]], image_pro
         pixels = row.get("pixel_values")
         images = []
         if pixels is not None and image_processor is not None:
-            images = pixels_to_images(pixels["pixel_values"], pixels["image_grid_thw"], image_processor)
+            images = [Image.fromarray(rgb) for rgb in
+                      images_from_pixel_values(pixels["pixel_values"], pixels["image_grid_thw"], image_processor)]
         names = []
         for j, image in enumerate(images):
             name = f"rollout_{i}.png" if len(images) == 1 else f"rollout_{i}_{j}.png"

@@ -211,8 +211,9 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kawhi = KawhiSettings.from_dict(settings["kawhi"])
-    heads = read_heads(heads_file) if kawhi.enabled else []
-    if kawhi.enabled and not heads:
+    needs_heads = kawhi.enabled and kawhi.heads == "critical"  # `heads: all` reads every query head
+    heads = read_heads(heads_file) if needs_heads else []
+    if needs_heads and not heads:
         raise ValueError(f"variant '{settings.get('variant')}' enables KAWHI but {heads_file} lists no critical heads")
     algo = algorithm_from_settings(settings)
     if gallery_size is None:
@@ -262,7 +263,7 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         "resumed_from": resume.name if resume else None,
         "wall_time_s": round(time.time() - started, 3),
         "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
-        "heads": heads,
+        "heads": list(trainer.kawhi_heads),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "metrics_file": "metrics.jsonl",
         "final_dir": "final",

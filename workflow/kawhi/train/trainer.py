@@ -1,8 +1,9 @@
 """``KawhiGRPOTrainer``: TRL's GRPOTrainer with KAWHI token-level advantages (and DAPO dynamic sampling).
 
-KAWHI keeps the base algorithm's sequence advantage A_i and hands it to tokens as A_i * w_t
-(METHOD.md). The weights need the post-rotary q/k of the vision-critical heads over prompt+response,
-which the trainer already computes in a forward pass, so no extra policy forward is run for them:
+KAWHI keeps the base algorithm's sequence advantage A_g and hands it to tokens as A_g * w_t
+(METHOD.md Eq. 17). The weights need the final-layer q/k of the vision-critical heads over
+prompt+response, which the trainer already computes in a forward pass, so no extra policy forward runs
+for them (METHOD.md section 7):
 
 - when TRL runs the old-log-prob forward in ``_generate_and_score_completions`` (``num_iterations > 1``,
   gradient accumulation misaligned with generation, or vLLM importance correction), q/k are captured
@@ -14,17 +15,23 @@ which the trainer already computes in a forward pass, so no extra policy forward
   has happened since generation), i.e. the rollout's policy snapshot.
 
 Either way the weighted advantages are stored in the buffered batch, so later iterations over the same
-rollouts (``num_iterations``) reuse them instead of recomputing from a moved policy.
+rollouts (``num_iterations``) reuse them; the capture is dropped as soon as the weights exist.
 
-GSPO needs one more step. With a sequence-level ratio s_i, TRL's loss has the gradient
--(mean_t A_{i,t}) * s_i * grad(mean_t log p_t): token advantages that average to A_i (as KAWHI's do)
-change nothing. GSPO's own paper defines GSPO-token for token-level advantages,
-s_{i,t} = sg[s_i] * p_t / sg[p_t] (same value as s_i, per-token gradient). With KAWHI on a
-sequence-level run, the trainer runs TRL's token-level path on log-probs rewritten to that form
-(``gspo_token_logps``), so clipping still acts on s_i and the gradient becomes
--s_i * A_{i,t} * grad log p_t. With uniform weights this equals GSPO's gradient (tested). TRL's
-``_compute_loss`` accepts (B, T) advantages as is, so with KAWHI disabled (variant ``baseline``) nothing
-here runs and the loss is TRL's own, bit for bit.
+GSPO runs as GSPO-token. With a sequence-level ratio s_i, TRL's loss has the gradient
+-(mean_t A_{i,t}) * s_i * grad(mean_t log p_t): token weights would only rescale A_i. GSPO's own paper
+defines GSPO-token for token-level advantages, s_{i,t} = sg[s_i] * p_t / sg[p_t] (same value as s_i,
+per-token gradient). With KAWHI on a sequence-level run, the trainer runs TRL's token-level path and
+hands it, for this loss only, old log-probs rewritten so that every token's ratio is s_i
+(``gspo_token_old_logps``): clipping still acts on s_i and the gradient becomes
+-s_i * A_{i,t} * grad log p_t. The policy's own log-probs are untouched, so the KL term (beta > 0, as the
+paper trains GSPO) reads the real log-probs, and the weights never touch it. (TRL's
+``use_bias_correction_kl`` multiplies that KL by the importance ratio: the same value under GSPO-token,
+but its gradient then flows per token instead of through the sequence mean; VERL's KL loss, which the
+paper used, has no such factor.) With KAWHI disabled
+(variant ``baseline``) nothing here runs and the loss is TRL's own, bit for bit.
+
+Extending it (the fine-grained baselines): override ``token_weights(captured, batch) -> Tensor[B, T]``
+to weight the advantages differently, and ``open_capture`` to record other positions or nothing.
 """
 
 from __future__ import annotations
@@ -41,30 +48,39 @@ from kawhi.train.dynamic_sampling import DynamicSamplingMixin
 
 
 class _KawhiAdvantages(GRPOTrainer):
-    """The KAWHI part: capture q/k in an existing forward, turn A_i into A_i * w_t."""
+    """The KAWHI part: capture q/k in an existing forward, turn A_g into A_g * w_t."""
 
     def __init__(self, *args: Any, kawhi: KawhiSettings | None = None, heads: Sequence[int] = (),
                  gallery_size: int = 4, **kwargs: Any) -> None:
-        self._capture_for: dict[str, Any] | None = None  # batch whose advantages the next forward must weight
+        self._weights_for: tuple[dict[str, Any], dict[str, Any]] | None = None  # (buffered batch, loss inputs)
+        self._gspo_inputs: dict[str, Any] | None = None  # loss inputs whose old log-probs become GSPO-token's
         self._rollout_capture = False
         self._rollout_captured = None
-        self._loss_inputs: dict[str, Any] | None = None
-        self._gspo_token = False
         super().__init__(*args, **kwargs)
+        from kawhi.method.selection import ImageSelector
+
         self.kawhi = kawhi if kawhi is not None else KawhiSettings(enabled=False)
-        self.kawhi_heads = tuple(int(h) for h in heads)
-        if self.kawhi.enabled and not self.kawhi_heads:
-            raise ValueError("KAWHI is enabled but no vision-critical heads were given: pass --heads "
-                             "critical_heads.json with a non-empty 'heads' list (or use the baseline variant)")
-        # GSPO + KAWHI: TRL's token path on GSPO-token log-probs (see the module docstring)
+        self.kawhi_heads = self._resolve_heads(heads)
+        self.kawhi_selector = ImageSelector()  # SGUF once per image, across steps
+        # GSPO + KAWHI: TRL's token path with GSPO-token ratios (see the module docstring)
         self._gspo_token = bool(self.kawhi.enabled) and self.importance_sampling_level == "sequence"
         if self._gspo_token:
-            if self.beta != 0.0:
-                raise ValueError("KAWHI with a sequence-level ratio (GSPO) runs as GSPO-token, which rewrites the "
-                                 "log-probs the KL term would read: set algorithms.<algo>.beta to 0")
             self.importance_sampling_level = "token"
         self.gallery_size = int(gallery_size)
         self.gallery: list[dict[str, Any]] = []  # the latest KAWHI rollouts, for the report's gallery
+
+    def _resolve_heads(self, heads: Sequence[int]) -> tuple[int, ...]:
+        """H_c: the given vision-critical heads, or every query head for ``kawhi.heads: all``."""
+        if not self.kawhi.enabled:
+            return tuple(int(h) for h in heads)
+        if self.kawhi.heads == "all":
+            from kawhi.method.heads import num_query_heads
+
+            return tuple(range(num_query_heads(self.accelerator.unwrap_model(self.model))))
+        if not heads:
+            raise ValueError("KAWHI is enabled but no vision-critical heads were given: pass --heads "
+                             "critical_heads.json with a non-empty 'heads' list (or use the baseline variant)")
+        return tuple(int(h) for h in heads)
 
     # ---- where the forward passes happen ------------------------------------------------------------
 
@@ -83,77 +99,88 @@ class _KawhiAdvantages(GRPOTrainer):
             self._rollout_capture = False
         captured, self._rollout_captured = self._rollout_captured, None
         if captured is not None:  # TRL ran its old-logps forward: weight the advantages right here
-            output["advantages"] = self._weighted_advantages(captured, output)
+            output["advantages"] = output["advantages"].unsqueeze(1) * self.token_weights(captured, output)
         return output
 
     def _compute_loss(self, model, inputs):
-        needs_weights = self.kawhi_active and inputs["advantages"].dim() == 1
-        self._capture_for = inputs if needs_weights else None
-        self._loss_inputs = inputs
-        try:
+        if not self.kawhi.enabled:
             return super()._compute_loss(model, inputs)
+        loss_inputs = dict(inputs)  # GSPO-token rewrites this loss's old log-probs, never the buffered batch's
+        self._weights_for = (inputs, loss_inputs) if self.kawhi_active and inputs["advantages"].dim() == 1 else None
+        self._gspo_inputs = loss_inputs if self._gspo_token else None
+        try:
+            return super()._compute_loss(model, loss_inputs)
         finally:
-            self._capture_for = None
-            self._loss_inputs = None
+            self._weights_for = None
+            self._gspo_inputs = None
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args: Any,
                                            **kwargs: Any):
-        result = self._logps_with_capture(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
-        loss_inputs = self._loss_inputs
-        if self._gspo_token and loss_inputs is not None:
-            self._loss_inputs = None  # only the policy forward of this loss
+        rollout = self._rollout_capture and self._rollout_captured is None and model is self.model
+        if self._weights_for is None and not rollout:
+            result = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                                *args, **kwargs)
+        else:
+            with self.open_capture(model, input_ids, logits_to_keep, kwargs.get("image_grid_thw")) as capture:
+                result = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
+                                                                    *args, **kwargs)
+            if rollout:
+                self._rollout_captured = capture.captured()
+            else:
+                # _compute_loss reads the advantages after this forward: replace them in the loss inputs and
+                # in the buffered batch, so later iterations reuse these weights.
+                batch, loss_inputs = self._weights_for
+                self._weights_for = None
+                weighted = batch["advantages"].unsqueeze(1) * self.token_weights(capture.captured(), batch)
+                batch["advantages"] = loss_inputs["advantages"] = weighted
+        if self._gspo_inputs is not None:
+            loss_inputs, self._gspo_inputs = self._gspo_inputs, None  # only the policy forward of this loss
             mask = loss_inputs["completion_mask"]
             if "tool_mask" in loss_inputs:
                 mask = mask * loss_inputs["tool_mask"]
-            logps, *rest = result
-            result = (gspo_token_logps(logps, loss_inputs.get("old_per_token_logps"), mask), *rest)
+            loss_inputs["old_per_token_logps"] = gspo_token_old_logps(
+                result[0], loss_inputs.get("old_per_token_logps"), mask)
         return result
 
-    def _logps_with_capture(self, model, input_ids, attention_mask, logits_to_keep, *args: Any, **kwargs: Any):
-        target = self._capture_for
-        rollout = self._rollout_capture and self._rollout_captured is None and model is self.model
-        if target is None and not rollout:
-            return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
-                                                              *args, **kwargs)
+    # ---- hooks: what is captured, and the weights --------------------------------------------------------
+
+    def open_capture(self, model, input_ids: Tensor, logits_to_keep: int, image_grid_thw: Tensor | None):
+        """The ``QKCapture`` for a forward over ``input_ids``: final-layer response queries and visual keys of H_c."""
         from kawhi.method.capture import QKCapture
+        from kawhi.method.weights import capture_masks, image_token_id_and_merge
 
-        with QKCapture(self.accelerator.unwrap_model(model), self.kawhi_heads, self.kawhi.layers) as capture:
-            result = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep,
-                                                                *args, **kwargs)
-        captured = capture.captured()
-        if rollout:
-            self._rollout_captured = captured
-        else:
-            # _compute_loss reads inputs["advantages"] after this forward: replace them in the batch it holds
-            # (the buffered one, so later iterations reuse these weights).
-            target["advantages"] = self._weighted_advantages(captured, target)
-            self._capture_for = None
-        return result
-
-    # ---- the weights ----------------------------------------------------------------------------------
+        unwrapped = self.accelerator.unwrap_model(model)
+        token_id, merge = image_token_id_and_merge(unwrapped.config)
+        query_mask, key_mask = capture_masks(input_ids, logits_to_keep, token_id, self.kawhi, image_grid_thw, merge)
+        return QKCapture(unwrapped, self.kawhi_heads, self.kawhi.layers, self.kawhi.rotary, query_mask, key_mask)
 
     @torch.no_grad()
-    def _weighted_advantages(self, captured, batch: dict[str, Any]) -> Tensor:
+    def token_weights(self, captured, batch: dict[str, Any]) -> Tensor:
+        """KAWHI's weights w [B, T] for a rollout batch from the forward's capture (METHOD.md sections 2-5)."""
+        from kawhi.method.pixels import images_from_pixel_values
         from kawhi.method.weights import completion_weights
 
         advantages = batch["advantages"]
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
-        # The gallery shows the last step's rollouts: only the last generation batch pays for texts and grids.
+        images = None
+        if batch.get("pixel_values") is not None and batch.get("image_grid_thw") is not None:
+            images = images_from_pixel_values(batch["pixel_values"], batch["image_grid_thw"],
+                                              self.processing_class.image_processor)
+        # The gallery shows the last step's rollouts: only the last generation batch pays for texts.
         generate_every = self.args.steps_per_generation * self.num_iterations
         want_gallery = self.gallery_size > 0 and self.state.global_step >= self.args.max_steps - generate_every
-        seed = int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 7919
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
         result = completion_weights(
-            captured, input_ids, batch.get("image_grid_thw"), batch["completion_mask"], batch["completion_ids"],
-            self.processing_class.tokenizer if hasattr(self.processing_class, "tokenizer") else self.processing_class,
-            self.kawhi, self.accelerator.unwrap_model(self.model).config, advantages=advantages, seed=seed,
-            with_texts=want_gallery)
-        weights = result.weights.to(advantages.device, advantages.dtype)
+            captured, input_ids, batch.get("image_grid_thw"), images, batch["completion_mask"],
+            batch["completion_ids"], tokenizer, self.kawhi, self.accelerator.unwrap_model(self.model).config,
+            seed=int(self.args.seed), with_texts=want_gallery, selector=self.kawhi_selector)
         mode = "train" if self.model.training else "eval"
         for key, value in result.mean_stats().items():
             self._metrics[mode][key].append(value)
+        self._metrics[mode]["kawhi/capture_mb"].append(captured.nbytes / 2**20)
         if want_gallery:
             self._remember_gallery(batch, result, advantages)
-        return advantages.unsqueeze(1) * weights
+        return result.weights.to(advantages.device, advantages.dtype)
 
     def _remember_gallery(self, batch: dict[str, Any], result, advantages: Tensor) -> None:
         tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
@@ -171,29 +198,39 @@ class _KawhiAdvantages(GRPOTrainer):
                 "prompt": prompt,
                 "response": response,
                 "advantage": float(advantages[i]),
-                "saliency": [g.tolist() for g in result.saliency[i]],
-                "mask": [m.int().tolist() for m in result.masks[i]],
+                "regions": self.kawhi.regions,
+                "selections": [selection_record(sel) for sel in result.selections[i]],
                 "segments": result.segments[i],
                 "segment_weights": result.segment_weights[i],
+                "weight_range": [self.kawhi.w_min, self.kawhi.w_max],
                 "stats": result.stats[i],
                 "pixel_values": _sample_pixels(batch, i),
             })
         self.gallery = rows
 
 
-def gspo_token_logps(logps: Tensor, old_logps: Tensor | None, mask: Tensor) -> Tensor:
-    """Per-token log-probs whose token-level ratio is GSPO-token's s_{i,t} = sg[s_i] * p_t / sg[p_t].
+def selection_record(selection) -> dict[str, Any]:
+    """One image's selection as JSON: the selected token grid and, where SGUF ran, its components and key regions."""
+    record: dict[str, Any] = {"selected": selection.selected.astype(int).tolist()}
+    if selection.sguf is not None:
+        record["labels"] = selection.sguf.labels.tolist()
+        record["key"] = selection.sguf.key.astype(int).tolist()
+    return record
 
-    Value: old_t + sg[log s_i] with log s_i the masked mean log-ratio of the sequence, so
-    exp(value - old_t) = s_i for every token (clipping acts on the sequence ratio, as in GSPO);
-    gradient: that of log p_t alone. ``old_logps`` None means on-policy (TRL then uses the detached
-    log-probs as old ones, and so does this).
+
+def gspo_token_old_logps(logps: Tensor, old_logps: Tensor | None, mask: Tensor) -> Tensor:
+    """Old log-probs that turn TRL's token-level ratio into GSPO-token's s_{i,t} = sg[s_i] * p_t / sg[p_t].
+
+    Returns sg[log p_t] - sg[log s_i] with log s_i the masked mean log-ratio of the sequence, so
+    exp(log p_t - value) = s_i for every token (clipping acts on the sequence ratio, as in GSPO) while
+    the gradient is that of log p_t alone. ``old_logps`` None means on-policy (TRL then uses the
+    detached log-probs as the old ones, and so does this).
     """
     detached = logps.detach()
     old = detached if old_logps is None else old_logps
-    mask = mask.to(logps.dtype)
+    mask = mask.to(detached.dtype)
     log_s = ((detached - old) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
-    return logps - detached + (old + log_s)
+    return detached - log_s
 
 
 def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
