@@ -47,7 +47,9 @@ def mount_box(spec):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as fh:
             fh.write(base64.b64decode(encoded))
-        os.chown(path, owner, owner)
+    for folder, dirs, names in os.walk(spec["box"]):  # the box holds only the inputs yet
+        for path in [folder] + [os.path.join(folder, n) for n in dirs + names]:
+            os.lchown(path, owner, owner)
 
 
 def start_code(spec):

@@ -10,6 +10,14 @@ annotations; multiset), its layout (each axes' subplot-grid geometry; multiset),
 (line, bar, scatter, pie, heatmap, ...; set) and its colours (hex colours of the data artists; exact
 multiset match). The per-sample score is the mean of the four, 0 when the code does not run. No
 high-level (GPT) score.
+
+The execution side: each program runs alone in :func:`kawhi.eval.sandbox.run_sandboxed`, which shows it
+neither the host's processes nor its files, so the code under test never sees the reference. The
+tracer runs in the program's own process and sends one JSON document (:data:`ELEMENT_KEYS` -> lists of
+strings per figure) through the sandbox's result channel, never a file of the box. Since the program
+could write that channel too, :func:`parse_elements` accepts only one document of exactly that shape
+and bounded size; anything else, like a program that fails or a reference that does not run, scores
+0 with the reason in ``error`` and the run goes on.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from typing import Any
 
 from kawhi.eval.scorers.base import Scorer, check_lengths, mean_percent
 
-ELEMENTS_FILE = "kawhi_elements.json"
+ELEMENT_KEYS = ("texts", "types", "colors", "layout")  # the tracer's per-figure lists, what the F1s read
+MAX_FIGURES, MAX_ITEMS, MAX_ITEM_CHARS = 64, 20_000, 2_000
 LOW_LEVEL = ("text", "layout", "type", "color")
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -105,9 +114,10 @@ _kx_plt.close, _kx_plt.show = _kx_close_traced, _kx_show_traced
 @_kx_atexit.register
 def _kx_dump():
     _kx_snap_all()
-    with open("ELEMENTS_FILE", "w") as fh:
+    import os as _kx_os
+    with open(int(_kx_os.environ["KAWHI_SANDBOX_CHANNEL_FD"]), "w", closefd=False) as fh:
         _kx_json.dump(list(_kx_seen.values()), fh)
-'''.replace("ELEMENTS_FILE", ELEMENTS_FILE)
+'''
 
 
 def extract_code(response: str) -> str | None:
@@ -133,11 +143,37 @@ def f1(reference: list[str], predicted: list[str], as_set: bool = False) -> floa
     return 2 * precision * recall / (precision + recall)
 
 
+def parse_elements(raw: bytes) -> list[dict[str, Any]]:
+    """The tracer's document, checked strictly: one JSON list of at most ``MAX_FIGURES`` figures, each
+    ``{"error": str}`` or exactly :data:`ELEMENT_KEYS` -> lists of at most ``MAX_ITEMS`` strings of at
+    most ``MAX_ITEM_CHARS`` characters. Raises ValueError saying what is wrong."""
+    if not raw:
+        raise ValueError("no elements: the program ended before the tracer wrote its figures")
+    try:
+        figures = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"malformed elements: {err}") from None
+    if not isinstance(figures, list) or len(figures) > MAX_FIGURES:
+        raise ValueError(f"malformed elements: expected a list of at most {MAX_FIGURES} figures")
+    for i, figure in enumerate(figures):
+        if isinstance(figure, dict) and set(figure) == {"error"} and isinstance(figure["error"], str):
+            continue
+        if not isinstance(figure, dict) or set(figure) != set(ELEMENT_KEYS):
+            raise ValueError(f"malformed elements: figure {i} must have exactly the keys {list(ELEMENT_KEYS)}")
+        for key in ELEMENT_KEYS:
+            items = figure[key]
+            if not (isinstance(items, list) and len(items) <= MAX_ITEMS
+                    and all(isinstance(x, str) and len(x) <= MAX_ITEM_CHARS for x in items)):
+                raise ValueError(f"malformed elements: figure {i} {key!r} must be a list of at most "
+                                 f"{MAX_ITEMS} strings of at most {MAX_ITEM_CHARS} characters")
+    return figures
+
+
 def merge_figures(figures: list[dict[str, Any]]) -> dict[str, list[str]] | None:
     good = [f for f in figures if "error" not in f]
     if not good:
         return None
-    return {k: [x for f in good for x in f[k]] for k in ("texts", "types", "colors", "layout")}
+    return {k: [x for f in good for x in f[k]] for k in ELEMENT_KEYS}
 
 
 def low_level_scores(reference: dict[str, list[str]], predicted: dict[str, list[str]]) -> dict[str, float]:
@@ -153,44 +189,63 @@ class ChartMimicScorer(Scorer):
 
     def __init__(self, name: str, judge=None) -> None:
         super().__init__(name, judge)
-        self._reference_cache: dict[str, dict[str, list[str]] | None] = {}
+        self._reference_cache: dict[str, tuple[dict[str, list[str]] | None, str]] = {}
+        self._font_cache: dict[str, bytes] | None = None
+
+    def font_cache(self) -> dict[str, bytes]:
+        """matplotlib's font list, built once by a trusted sandbox run and copied into every later box
+        (saves the font scan, ~0.4 s, per program)."""
+        from kawhi.eval.sandbox import run_sandboxed
+
+        if self._font_cache is None:
+            result = run_sandboxed("import matplotlib.font_manager\n", collect=(".mplconfig/fontlist-*.json",),
+                                   timeout_s=self.timeout_s)
+            self._font_cache = result.files if result.ok else {}
+        return self._font_cache
 
     def figure_elements(self, code: str) -> tuple[dict[str, list[str]] | None, str]:
-        """(the traced elements of ``code``'s figures or None if it failed, the error tail)."""
+        """(the traced elements of ``code``'s figures, "") or (None, why there are none)."""
         from kawhi.eval.sandbox import run_sandboxed
 
         result = run_sandboxed(TRACER + "\n" + code, timeout_s=self.timeout_s, cpu_s=self.cpu_s,
-                               mem_mb=self.mem_mb, collect=(ELEMENTS_FILE,))
-        if not result.ok or ELEMENTS_FILE not in result.files:
-            reason = "timeout" if result.timed_out else result.stderr.strip().splitlines()[-1:] or ["failed"]
-            return None, reason if isinstance(reason, str) else reason[0]
-        elements = merge_figures(json.loads(result.files[ELEMENTS_FILE]))
+                               mem_mb=self.mem_mb, files=self.font_cache())
+        if not result.ok:
+            return None, result.reason or "failed"
+        if result.channel_overflow:
+            return None, "malformed elements: larger than the sandbox's result channel"
+        try:
+            elements = merge_figures(parse_elements(result.channel))
+        except ValueError as err:
+            return None, str(err)
         return elements, "" if elements else "no figure drawn"
 
-    def reference_elements(self, row: dict[str, Any]) -> dict[str, list[str]]:
+    def reference_elements(self, row: dict[str, Any]) -> tuple[dict[str, list[str]] | None, str]:
+        """The reference program's elements (cached by code), or (None, why it does not run)."""
         code = str(row.get("answer") or row.get("GroundTruthFigureCode") or "")
         key = hashlib.sha256(code.encode()).hexdigest()
         if key not in self._reference_cache:
-            self._reference_cache[key] = self.figure_elements(code)[0]
-        reference = self._reference_cache[key]
-        if reference is None:
-            raise ValueError(f"ChartMimic row {row.get('id', '?')!r}: the reference code does not run in the sandbox")
-        return reference
+            self._reference_cache[key] = self.figure_elements(code)
+        return self._reference_cache[key]
 
     def score_sample(self, row: dict[str, Any], response: str) -> dict[str, Any]:
-        reference = self.reference_elements(row)
         code = extract_code(response)
-        predicted, error = self.figure_elements(code) if code else (None, "no code in the response")
+        reference, reference_error = self.reference_elements(row)
+        if reference is None:
+            predicted, error = None, f"reference of row {row.get('id', '?')!r} does not run in the sandbox: {reference_error}"
+        else:
+            predicted, error = self.figure_elements(code) if code else (None, "no code in the response")
         if predicted is None:
             return {"extracted": code, "executed": False, "error": error, "score": 0.0,
-                    **{k: 0.0 for k in LOW_LEVEL}}
+                    "reference_failed": reference is None, **{k: 0.0 for k in LOW_LEVEL}}
         scores = low_level_scores(reference, predicted)
-        return {"extracted": code, "executed": True, "error": "", "score": sum(scores.values()) / len(scores), **scores}
+        return {"extracted": code, "executed": True, "error": "", "score": sum(scores.values()) / len(scores),
+                "reference_failed": False, **scores}
 
     def aggregate(self, rows, scored) -> dict[str, float]:
         check_lengths(rows, scored)
         metrics = {"low_level": mean_percent(s["score"] for s in scored),
-                   "exec_rate": mean_percent(float(s["executed"]) for s in scored)}
+                   "exec_rate": mean_percent(float(s["executed"]) for s in scored),
+                   "n_reference_failed": float(sum(bool(s.get("reference_failed")) for s in scored))}
         for key in LOW_LEVEL:
             metrics[key] = mean_percent(s[key] for s in scored)
         return metrics
