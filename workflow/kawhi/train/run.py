@@ -12,7 +12,11 @@ Layout of ``out`` (``results/train/{model}/{algo}/{variant}``):
 Resume: a run started again with the same command and inputs continues from its newest complete
 checkpoint. Snakemake deletes only the declared output (``done.json``) of a failed job, so the
 checkpoints survive a crash and the rerun continues instead of restarting from step 0. Checkpoints
-from different settings or inputs (fingerprint mismatch) are discarded, never resumed.
+from different settings or inputs (fingerprint mismatch) are discarded, never resumed. A run whose newest
+checkpoint is already at ``max_steps`` (killed after it, before ``done.json``) is not trained further:
+``final/`` is written from that checkpoint. Temporaries of a killed run are removed on the next start,
+``training.save_total_limit`` rotates checkpoints, and a full disk is reported with its directory
+(kawhi.train.faults).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, Sequence
 from kawhi.atomic import append_jsonl, atomic_path, write_json
 from kawhi.config import KawhiSettings, settings_json
 from kawhi.provenance import provenance
+from kawhi.train.faults import checkpoint_step, clean_leftovers, disk_full_errors
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +224,14 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         gallery_size = int(settings["training"].get("gallery_size", 4))
     set_seed(int(settings["seed"]))
 
+    clean_leftovers(out)
     fingerprint = run_fingerprint(settings, model_dir, heads, data_files)
     resume = prepare_resume(out, fingerprint)
     if resume is not None:
         log.info("resuming from %s", resume)
+    max_steps = int(settings["training"]["max_steps"])
+    if resume is not None and checkpoint_step(resume) >= max_steps:
+        return _finish_from_checkpoint(resume, settings, algo.name, heads, out, started)
 
     dataset = load_rl_dataset(data_files)
     reward_funcs, reward_weights = build_reward_functions(settings["training"], settings["algorithm"],
@@ -235,9 +244,10 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         dynamic_sampling=algo.dynamic_sampling, dynamic_sampling_max_tries=algo.dynamic_sampling_max_tries,
         gallery_size=gallery_size if kawhi.enabled else 0,
     )
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with disk_full_errors(out / "checkpoints", "training (writing checkpoints)"):
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    with atomic_path(out / "final") as tmp:
+    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
         trainer.save_model(str(tmp))
         processor.save_pretrained(str(tmp))
     if trainer.gallery:
@@ -265,3 +275,37 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     write_json(out / "done.json", record)
     return record
 
+
+def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_name: str, heads: list[int],
+                            out: Path, started: float) -> dict[str, Any]:
+    """Write ``final/`` and ``done.json`` of a run whose training ended at ``checkpoint`` (= max_steps).
+
+    Resuming such a checkpoint with transformers would train one more step; its weights are instead the
+    run's final weights, loaded and saved as the trained policy is (float32, the processor the trainer
+    stored with the checkpoint, padded on the left). A gallery written before the kill is kept.
+    """
+    import torch
+
+    log.info("%s is at max_steps: writing final/ from it instead of training further", checkpoint)
+    model, processor = load_policy(checkpoint)
+    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
+        model.save_pretrained(str(tmp))
+        processor.save_pretrained(str(tmp))
+    record = {
+        "model": settings.get("model"),
+        "algorithm": algo_name,
+        "variant": settings.get("variant"),
+        "steps": checkpoint_step(checkpoint),
+        "max_steps": int(settings["training"]["max_steps"]),
+        "resumed_from": checkpoint.name,
+        "wall_time_s": round(time.time() - started, 3),
+        "train_runtime_s": 0.0,
+        "heads": heads,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics_file": "metrics.jsonl",
+        "final_dir": "final",
+        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")),
+        "provenance": provenance(settings),
+    }
+    write_json(out / "done.json", record)
+    return record
