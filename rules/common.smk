@@ -1,6 +1,7 @@
 # Paths of every artefact and the named input functions the rules use. No rule builds a path by
 # string concatenation; they all come from here, so the results/ layout is defined once.
 import json
+import re
 
 from kawhi.config import (
     algorithm_settings,
@@ -15,7 +16,7 @@ SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compar
 
 
 wildcard_constraints:
-    model="|".join(config["models"]),
+    model="|".join(re.escape(m) for m in config["models"]),
     algo="grpo|dapo|gspo",
     variant="[a-z][a-z0-9]*(-[a-z0-9]+)*",
     suite="|".join(SYNTHETIC_SUITES),

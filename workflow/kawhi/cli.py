@@ -71,7 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args.handler(args) or 0)
+    from kawhi.config import ConfigError
+
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as err:
+        if args.verbose:
+            raise
+        # the message names the key; the traceback (and the schema snakemake prints) would bury it
+        print(f"kawhi {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
