@@ -61,11 +61,14 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
     """RL prompts from local parquet files: ``prompt`` (chat messages), ``image``/``images``, ``answer``, ``options``.
 
     Every file must have ``question`` and ``answer`` and an image column; an ``options`` column (list,
-    possibly empty) marks multiple choice. Errors name the file and the missing column.
+    possibly empty) marks multiple choice. Errors name the file and the missing column; a file that is not
+    readable parquet, or rows with a null/NaN answer or an undecodable image, are refused naming the
+    file and the row ids.
     """
     import datasets
 
     from kawhi.data.prompts import build_messages
+    from kawhi.data.rows import BadRowError, describe_bad_rows, find_bad_rows, read_parquet
 
     if not files:
         raise ValueError("no training data files given (--data)")
@@ -74,12 +77,15 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
         file = Path(file)
         if not file.exists():
             raise FileNotFoundError(f"training data file {file} does not exist")
-        ds = datasets.Dataset.from_parquet(str(file))
+        ds = read_parquet(file, "training data")
         missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
         image_col = next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
         if missing or image_col is None:
             raise ValueError(f"{file}: missing column(s) {missing + ([] if image_col else ['image'])}; "
                              f"has {ds.column_names}")
+        bad = find_bad_rows(ds, image_col)
+        if bad:  # a null answer would train on the string "None"; a broken image would stop the run later
+            raise BadRowError(describe_bad_rows(file, bad, "fix or rebuild the training data"))
         if image_col == "image":
             ds = ds.map(lambda row: {"images": [row["image"]]}, remove_columns=["image"])
         has_options = "options" in ds.column_names
