@@ -114,3 +114,17 @@ def test_snakefile_runs_the_cross_key_checks(raw, repo_root, tmp_path):
                           cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "training.num_generations" in done.stdout + done.stderr and "rule train" in done.stdout + done.stderr
+
+
+def test_check_config_names_the_line_snakemake_cannot(repo_root, tmp_path, capsys):
+    from kawhi.cli import main
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("training:\n  max_steps: 40\n  save_steps: [oops\n")
+    assert main(["check-config", str(repo_root / "config" / "config.yaml"), str(overlay)]) == 2
+    assert f"{overlay}: YAML syntax error at line" in capsys.readouterr().err
+    overlay.write_text("training:\n  max_steps: 40\n")
+    assert main(["check-config", str(repo_root / "config" / "config.yaml"), str(overlay)]) == 0
+    assert main(["check-config", str(repo_root / "config" / "config.yaml"), str(overlay),
+                 "--set", "training.save_steps=41"]) == 2
+    assert "training.save_steps" in capsys.readouterr().err
