@@ -8,7 +8,7 @@ CORES ?= all
 # Rules call the `kawhi` command; it lives in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test venv dry-run report clean
+.PHONY: run test venv dry-run report clean sandbox
 
 venv: $(STAMP)
 
@@ -28,8 +28,16 @@ run: $(STAMP)
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --cores $(CORES)
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ChartMimic scoring runs generated code in bubblewrap (docs/eval.md, "The sandbox"). Installed here
+# when root can (apt); otherwise a note: the sandbox tests then skip with the reason, and ChartMimic
+# scoring stops with the same hint.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y bubblewrap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y bubblewrap >/dev/null; }; }; } || \
+	  echo "note: bubblewrap (bwrap) is not installed; ChartMimic scoring needs it: apt-get install bubblewrap"
 
 clean:
 	rm -rf results logs .snakemake

@@ -1,6 +1,7 @@
 # KAWHI paper grid. `snakemake --cores all` runs the embedded default (config/config.yaml);
 # `--configfile config/paper.yaml --profile config/profiles/slurm` runs the paper grid on a cluster.
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -8,12 +9,20 @@ min_version("9.0")
 # The embedded default, unless config files are given on the command line (--configfile
 # config/paper.yaml): those then replace it rather than merge into it, which would put the tiny models
 # into the paper grid.
+from kawhi.config import ConfigError, read_config_file, validate_config
+
 if not workflow.overwrite_configfiles:
+    # read first with kawhi's reader: a YAML error then names the file and line (snakemake's does not)
+    read_config_file("config/config.yaml")
 
     configfile: "config/config.yaml"
 
 
-validate(config, schema="config/schema/config.schema.yaml", set_default=True)
+# The schema and every cross-key check `kawhi` runs, before any job; the message names the key and rule.
+try:
+    validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"{err}") from None
 
 
 # the HTML report's landing page: the grid and its headline results with their intervals

@@ -17,7 +17,7 @@ SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compar
 
 
 wildcard_constraints:
-    model="|".join(config["models"]),
+    model="|".join(re.escape(m) for m in config["models"]),
     algo="|".join(re.escape(a) for a in config["algorithms"]),
     variant="[a-z][a-z0-9]*(-[a-z0-9]+)*",
     suite="|".join(SYNTHETIC_SUITES),

@@ -51,10 +51,29 @@ def settings_from_args(args: argparse.Namespace, build) -> dict[str, Any]:
     return build(load_config_from_args(args))
 
 
+def run_check_config(args: argparse.Namespace) -> int:
+    """Every check the Snakefile runs, on config files merged in order (as ``--configfile A B`` merges
+    them). Snakemake parses ``--configfile`` itself first and names no line on a YAML error; this does."""
+    from kawhi.config import deep_merge, parse_override, read_config_file, validate_config
+
+    config: dict[str, Any] = {}
+    for path in args.files:
+        config = deep_merge(config, read_config_file(path))
+    for text in args.overrides:
+        config = deep_merge(config, parse_override(text))
+    validate_config(config)
+    print(f"config ok: {', '.join(args.files)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kawhi", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = subparsers.add_parser("check-config", help="run every config check the Snakefile runs")
+    check.add_argument("files", nargs="+", help="config YAML file(s), merged in order")
+    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    check.set_defaults(handler=run_check_config)
     for module_name in STAGE_COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -71,7 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args.handler(args) or 0)
+    from kawhi.config import ConfigError
+
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as err:
+        if args.verbose:
+            raise
+        # the message names the key; the traceback (and the schema snakemake prints) would bury it
+        print(f"kawhi {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,74 @@ class AlgorithmSettings:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``config`` in place against the schema, filling defaults; raise ConfigError naming the key."""
+    """Validate ``config`` in place, filling defaults; raise ConfigError naming the key (and rule).
+
+    The one check both the command line (``load_config``) and the Snakefile run before any job: numbers
+    that YAML 1.1 read as strings (``1e-4``) are made numbers, then the schema, then the cross-key checks.
+    """
     from snakemake.utils import validate
 
-    try:
+    if not isinstance(config, dict) or not config:
+        raise ConfigError("invalid config: it is empty; a config needs at least 'models'")
+    schema = _schema()
+    _coerce_numeric_strings(config, schema)
+    _raise_schema_error(config, schema)
+    try:  # all valid now; this fills in the defaults
         validate(config, str(SCHEMA_PATH), set_default=True)
     except Exception as err:  # snakemake wraps jsonschema's ValidationError in a WorkflowError
         raise ConfigError(_describe_validation_error(err)) from err
     _check_cross_keys(config)
     return config
+
+
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+# YAML 1.2's float (and int) syntax. PyYAML implements YAML 1.1, where ``1e-4`` (no dot) is a string.
+_YAML12_NUMBER = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _coerce_numeric_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Turn strings in YAML 1.2 number syntax into numbers wherever the schema asks for a number."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    for _ in range(1000):  # one pass per fixed value at most; the bound only guards against a loop
+        fixed = False
+        pending = list(validator.iter_errors(config))
+        while pending:
+            error = pending.pop()
+            pending.extend(error.context or [])
+            wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            if (error.validator != "type" or not isinstance(error.instance, str)
+                    or not {"number", "integer"} & set(wanted) or not _YAML12_NUMBER.match(error.instance.strip())):
+                continue
+            value: float | int = float(error.instance)
+            if "number" not in wanted:
+                if not value.is_integer():
+                    continue
+                value = int(value)
+            *parents, last = list(error.absolute_path)
+            holder: Any = config
+            for part in parents:
+                holder = holder[part]
+            if holder.get(last) == error.instance:
+                holder[last] = value
+                fixed = True
+        if not fixed:
+            return
+
+
+def _raise_schema_error(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """The most relevant schema violation as a one-line ConfigError naming the key (snakemake's own
+    message prints the whole schema)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+        raise ConfigError(f"invalid config at '{key}': {error.message}")
 
 
 def _describe_validation_error(err: Exception) -> str:
@@ -115,7 +175,15 @@ def _describe_validation_error(err: Exception) -> str:
     return f"invalid config: {message}"
 
 
+# Model, algorithm and variant names become directory names and shell words in the rules.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def _check_cross_keys(config: dict[str, Any]) -> None:
+    for model in config["models"]:
+        if not _NAME.match(str(model)):
+            raise ConfigError(f"invalid config at 'models': model name {model!r} may hold only letters, digits, "
+                              f"'.', '_' and '-' (it becomes a directory name and a shell word)")
     grid = config["grid"]
     for algo in grid["algorithms"] + [grid["ablation_algorithm"]]:
         if algo not in config["algorithms"]:
@@ -125,6 +193,12 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
             raise ConfigError(f"invalid config at 'grid.variants': unknown variant '{variant}'")
     for variant in config["variants"]:
         _check_variant(config, variant)
+    _check_training(config)
+    if not config["train_data"].get("source") and not config["train_data"]["suites"]:
+        raise ConfigError("invalid config at 'train_data.suites' (rule train): empty, and no train_data.source "
+                          "is given: there is nothing to train on")
+    _check_layers(config)
+
     _check_grid_keys(config)
     _check_baselines(config)
 
@@ -204,20 +278,100 @@ def _check_grid_keys(config: dict[str, Any]) -> None:
                               f"model(s) {missing} have no list")
 
 
+def _check_training(config: dict[str, Any]) -> None:
+    training = config["training"]
+    for algo in config["grid"]["algorithms"]:
+        merged = algorithm_training(config, algo)
+        if "prompts_per_step" in merged:  # sets gradient_accumulation_steps from whole groups
+            continue
+        generation_batch = merged["per_device_train_batch_size"] * merged.get("gradient_accumulation_steps", 1)
+        if generation_batch % merged["num_generations"]:
+            where = "training" if merged["num_generations"] == training["num_generations"] else f"algorithms.{algo}.training"
+            raise ConfigError(
+                f"invalid config at '{where}.num_generations' (rule train): {merged['num_generations']} does not "
+                f"divide per_device_train_batch_size x gradient_accumulation_steps = {generation_batch}; TRL needs "
+                f"whole groups of completions in every generation batch")
+    if training["save_steps"] > training["max_steps"]:
+        raise ConfigError(
+            f"invalid config at 'training.save_steps' (rule train): {training['save_steps']} > training.max_steps "
+            f"= {training['max_steps']}: no checkpoint would be written before the end, so a killed run restarts "
+            f"from step 0")
+
+
+def _model_layers(config: dict[str, Any], model: str) -> int | None:
+    """Decoder layers of ``model`` where the config tells them (tiny models, local directories)."""
+    spec = config["models"][model]
+    if spec.get("source", "tiny") == "tiny":
+        return int(spec.get("tiny", {}).get("num_hidden_layers", 2))
+    local = Path(spec["source"]) / "config.json"
+    if local.is_file():
+        try:
+            hf = json.loads(local.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        layers = hf.get("text_config", hf).get("num_hidden_layers", hf.get("num_hidden_layers"))
+        return int(layers) if isinstance(layers, int) else None
+    return None  # a hub id: checked when the run loads the model
+
+
+def _check_layers(config: dict[str, Any]) -> None:
+    grid = config["grid"]
+    models = list(config["models"])
+    runs = [(m, v) for m in models for v in grid["variants"]]
+    runs += [(models[0], v) for v in grid["ablation_variants"]]
+    for model, variant in dict.fromkeys(runs):
+        layers = kawhi_settings(config, variant).layers
+        n = _model_layers(config, model)
+        if isinstance(layers, str) or n is None:
+            continue
+        bad = [layer for layer in layers if not -n <= layer < n]
+        if bad:
+            key = f"variants.{variant}.layers" if "layers" in config["variants"][variant] else "kawhi.layers"
+            raise ConfigError(f"invalid config at '{key}' (rule train): layer(s) {bad} out of range for model "
+                              f"'{model}', which has {n} decoder layers (valid: {-n}..{n - 1})")
+
+
 def _check_variant(config: dict[str, Any], variant: str) -> None:
     """A variant's overrides merged over the kawhi block must be a valid kawhi block."""
+    kawhi_schema = _schema_part("definitions", "kawhi_settings")
+    if not isinstance(config["variants"][variant], dict):
+        raise ConfigError(f"invalid config at 'variants.{variant}': expected a mapping of kawhi keys")
+    _coerce_numeric_strings(config["variants"][variant], kawhi_schema)
     overrides = {k: v for k, v in config["variants"][variant].items() if k != "learning_rate"}
     _first_error(_schema_part("definitions", "kawhi_settings"), deep_merge(config["kawhi"], overrides),
                  f"variants.{variant}")
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; ConfigError naming the file (and line) when it is not one."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "an unknown line"
+        problem = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {problem or err}") from None
+    if config is None:
+        raise ConfigError(f"{path} is empty: a config needs at least 'models'")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(config).__name__}")
+    return config
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config, deep-merge ``overrides`` and validate it (defaults filled in)."""
-    with open(path) as fh:
-        config = yaml.safe_load(fh) or {}
+    config = read_config_file(path)
     if overrides:
         config = deep_merge(config, overrides)
-    return validate_config(config)
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err.__cause__
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

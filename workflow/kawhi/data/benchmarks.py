@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterator
 from kawhi.data import charxiv_prompts
 from kawhi.data.chartmimic_release import ChartMimicReleaseError, read_release
 from kawhi.data.hub_layout import HubLayoutError, split_files
+from kawhi.data.rows import (BadRowError, answer_problem, image_problem,  # BadRowError re-exported
+                             without_image_decoding)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,7 @@ class BenchmarkError(RuntimeError):
     """A benchmark that cannot be read (unknown name, missing offline copy, wrong columns)."""
 
 
-class BadRowError(ValueError):
-    """A benchmark row without an image or an answer; the message names the row id."""
+
 
 
 Mapper = Callable[[dict[str, Any], int], list[dict[str, Any]]]
@@ -288,20 +289,38 @@ def iter_common_rows(spec: BenchmarkSpec, raw, skip_bad_rows: bool = False,
     if missing:
         raise BenchmarkError(f"benchmark {spec.name!r}: source lacks column(s) {missing} "
                              f"(has {raw.column_names})")
-    for i, row in enumerate(raw):
+    def refuse_or_skip(row_id: str, problem: str) -> None:
+        if not skip_bad_rows:
+            raise BadRowError(f"benchmark {spec.name!r}: row id {row_id!r} has {problem}; "
+                              f"fix the source or set eval.skip_bad_rows: true to skip and count it")
+        log.warning("%s: skipping row id %r (%s)", spec.name, row_id, problem)
+        if skipped is not None:
+            skipped.append(row_id)
+
+    undecoded = None
+    for i in range(len(raw)):
+        try:  # datasets decodes the row's images here; a truncated one fails before any mapper sees it
+            row = raw[i]
+        except (OSError, SyntaxError, ValueError) as err:
+            undecoded = undecoded if undecoded is not None else without_image_decoding(raw)
+            refuse_or_skip(_raw_row_id(spec, undecoded[i], i),
+                           f"undecodable image ({type(err).__name__}: {str(err)[:120]})")
+            continue
         for common in spec.to_common(row, i):
             merged = _merge(spec, row, common)
-            problem = ("no image" if merged["image"] is None else
-                       "no answer" if merged["answer"] is None or not str(merged["answer"]).strip() else None)
+            problem = image_problem(merged["image"]) or answer_problem(merged["answer"])
             if problem:
-                if not skip_bad_rows:
-                    raise BadRowError(f"benchmark {spec.name!r}: row id {merged['id']!r} has {problem}; "
-                                      f"fix the source or set eval.skip_bad_rows: true to skip and count it")
-                log.warning("%s: skipping row id %r (%s)", spec.name, merged["id"], problem)
-                if skipped is not None:
-                    skipped.append(merged["id"])
+                refuse_or_skip(merged["id"], problem)
                 continue
             yield merged
+
+
+def _raw_row_id(spec: BenchmarkSpec, row: dict[str, Any], index: int) -> str:
+    """The id the mapper would give a row whose images do not decode (its position when it cannot)."""
+    try:
+        return ", ".join(str(common["id"]) for common in spec.to_common(row, index))
+    except Exception:  # the mapper needed the image itself
+        return f"row {index}"
 
 
 def _merge(spec: BenchmarkSpec, row: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
@@ -312,8 +331,12 @@ def _merge(spec: BenchmarkSpec, row: dict[str, Any], common: dict[str, Any]) -> 
         if key == "image" and "image" in row and spec.image_column != "image":
             merged["image_hub"] = row["image"]
         merged[key] = value
-    merged["image"] = _as_pil(merged["image"])
-    merged["answer"] = None if merged["answer"] is None else str(merged["answer"])
+    try:
+        merged["image"] = _as_pil(merged["image"])
+    except (OSError, SyntaxError, ValueError):  # not an image at all: image_problem names why
+        pass
+    if answer_problem(merged["answer"]) is None:
+        merged["answer"] = str(merged["answer"])
     merged["id"] = str(merged["id"])
     merged["official_prompt"] = spec.name in OFFICIAL_PROMPT_BENCHMARKS
     return merged

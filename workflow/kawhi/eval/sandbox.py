@@ -1,74 +1,246 @@
-"""Run untrusted generated code (ChartMimic answers) in a separate, confined subprocess.
+"""Run untrusted generated code (ChartMimic answers) in bubblewrap, confined, never in this process.
 
-``run_sandboxed(code)`` never executes ``code`` in the pipeline's process. The child gets its own
-working directory, CPU-time / address-space / process-count / file-size limits, a wall-clock timeout
-(the whole process tree is killed), no network, ``MPLBACKEND=Agg`` and a minimal environment.
+``run_sandboxed(code)`` starts ``bwrap`` (Debian/Ubuntu package ``bubblewrap``; a clear
+:class:`SandboxUnavailable` without it). What each layer holds (docs/eval.md says how to check each):
 
-Two isolation levels, chosen automatically (``isolation="auto"``):
-
-``namespace`` (running as root with ``unshare`` permitted -- the case on the pipeline's machines):
-    a launcher (this file, run as a script) unshares mount, network, PID, IPC and UTS namespaces.
-    Inside, the whole mount tree is made read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``)
-    except a bind mount of the sandbox directory; the network namespace has no interfaces but a
-    down loopback; the code runs as a dedicated unprivileged uid (unique per call, so ``RLIMIT_NPROC``
-    counts only the sandbox's own processes), and the namespace's PID 1 is a reaper whose death
-    kills every process the code started.
-``audit`` (fallback without privileges): rlimits plus a ``sys.addaudithook`` hook in the child that
-    refuses socket creation, process spawning (exec/subprocess/os.system) and writes, renames or
-    deletes outside the sandbox directory. This is weaker: native code (ctypes) can bypass an
-    audit hook, and ``RLIMIT_NPROC`` counts all of the caller's processes.
+- **Namespaces (bubblewrap)**: new PID namespace with its own ``/proc`` (only the sandbox's processes),
+  network (a loopback only: no host TCP, no abstract unix socket), IPC, UTS, cgroup, and mount namespace;
+  a user namespace too when the caller is not root.
+- **Files**: an empty root; read-only: ``/usr`` (system libraries, ``sh``, ``mount``, ``setpriv``),
+  the ``/bin``, ``/lib*`` links, the interpreter's prefix(es) and its site-packages directories,
+  wherever they live (``/tmp`` included); a minimal read-only ``/dev``. No ``/etc``, ``/home``,
+  ``/tmp``, project, data or results directory, and no filesystem socket of the host.
+- **The box** (``/box``, the working directory): a tmpfs of ``disk_mb`` and ``max_inodes``, mounted
+  inside by :mod:`kawhi.eval.sandbox_init` (PID 1 of the sandbox), gone with the sandbox.
+- **Identity**: as root, a dedicated host uid per run (``SANDBOX_UID_BASE`` + ...), no groups; else
+  uid 0 of a user namespace. Either way no capability, an empty bounding set and ``no_new_privs``.
+- **Limits**: per process RLIMIT_CPU, RLIMIT_AS (``mem_mb``, so one huge allocation is a
+  ``MemoryError``), RLIMIT_FSIZE, RLIMIT_NOFILE, no core; RLIMIT_NPROC (``max_procs``) counts only the
+  sandbox's processes (its uid is its own); as root, a memory + pids cgroup bounds all processes
+  together (:mod:`kawhi.eval.sandbox_cgroup`); the wall clock (``timeout_s``) kills the whole namespace.
+- **Outputs**: stdout/stderr (last 64 KiB each) and a result channel (a pipe, descriptor in the code's
+  ``$KAWHI_SANDBOX_CHANNEL_FD``, first ``channel_bytes`` kept) come through pipes; files named by
+  ``collect`` are copied out by PID 1 after every process of the code is dead. The caller must
+  validate all of them: whatever the code's process writes, the code could have written.
 """
 
 from __future__ import annotations
 
-import ctypes
+import base64
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-SANDBOX_UID_BASE = 200_000  # unprivileged uids with no passwd entry, far from system and user ranges
+from kawhi.eval.sandbox_cgroup import BoxCgroup
+
+SANDBOX_UID_BASE = 200_000  # unprivileged host uids with no passwd entry, far from system and user ranges
+BOX = "/box"
 MAIN_SCRIPT = "main.py"
+CHANNEL_FD_ENV = "KAWHI_SANDBOX_CHANNEL_FD"
+INSTALL_HINT = ("running generated code needs bubblewrap (the `bwrap` command): `apt-get install bubblewrap` "
+                "(Debian/Ubuntu), `dnf install bubblewrap` (RHEL/Fedora); see docs/eval.md, 'The sandbox'")
 _OUTPUT_TAIL = 64 * 1024
+_INIT_SOURCE = (Path(__file__).with_name("sandbox_init.py")).read_text()
+# The trusted PID 1 needs these (inside its namespaces) to mount the box, switch uid, kill and collect.
+_INIT_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
 _uid_counter = 0
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot run here at all (no bubblewrap, namespaces not permitted): not the code's fault."""
 
 
 @dataclasses.dataclass
 class SandboxResult:
-    """What the confined run did. ``files``: names (relative to the sandbox dir) and bytes of the
-    files matching ``collect`` at the end of the run."""
+    """What the confined run did. ``returncode``: the code's exit status (negative: killed by that
+    signal; None: timed out). ``reason``: why it did not succeed, in words ("" when it did).
+    ``channel``: what the code wrote to the result channel. ``files``: the collected files.
+    ``layers``: what confined this run (bwrap version, identity, cgroup)."""
 
     returncode: int | None
     stdout: str
     stderr: str
     timed_out: bool
     wall_s: float
-    isolation: str
-    workdir: Path | None
+    reason: str
+    channel: bytes = b""
+    channel_overflow: bool = False
     files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    layers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
 
-def namespace_isolation_available() -> bool:
-    """True when this process may create namespaces and switch uid (root with CAP_SYS_ADMIN)."""
-    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "true"],
-                           capture_output=True, timeout=20) if shutil.which("unshare") else None
-    return probe is not None and probe.returncode == 0
+def run_sandboxed(code: str, timeout_s: float = 60.0, cpu_s: int = 60, mem_mb: int = 2048, max_procs: int = 16,
+                  max_file_mb: int = 64, disk_mb: int = 256, max_inodes: int = 4096, collect: tuple[str, ...] = (),
+                  files: dict[str, bytes | str] | None = None, channel_bytes: int = 16 * 1024 * 1024) -> SandboxResult:
+    """Run Python ``code`` (as ``/box/main.py``) confined; see the module docstring for how.
+
+    ``files``: extra input files written into the box first. ``collect``: glob patterns (relative to
+    the box) whose regular files come back in ``SandboxResult.files`` (``disk_mb`` at most in all).
+    Raises :class:`SandboxUnavailable` when the sandbox itself cannot start.
+    """
+    bwrap = shutil.which("bwrap")
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+    if bwrap is None or setpriv is None:
+        raise SandboxUnavailable(INSTALL_HINT if bwrap is None else "the sandbox needs `setpriv` (util-linux)")
+    root = os.geteuid() == 0
+    code_uid = _next_uid() if root else None
+    disk_bytes = disk_mb * 1024 * 1024
+    # The cgroup bounds the code's memory plus the box (tmpfs pages are charged to it) plus PID 1.
+    cgroup = BoxCgroup.create((mem_mb + disk_mb + 64) * 1024 * 1024, max_procs + 4)
+    out = Path(tempfile.mkdtemp(prefix="kawhi-sandbox-"))  # on the host, never mounted in the sandbox
+    out_fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    channel_r, channel_w = os.pipe()
+    info_r, info_w = os.pipe()
+    spec = {"box": BOX, "disk_bytes": disk_bytes, "inodes": int(max_inodes), "code_uid": code_uid,
+            "setpriv": setpriv, "out_fd": out_fd, "channel_fd": channel_w, "collect": list(collect),
+            "collect_bytes": disk_bytes, "env": _code_env(channel_w),
+            "argv": [sys.executable, "-s", MAIN_SCRIPT],
+            "rlimits": {"RLIMIT_CPU": [cpu_s, cpu_s + 1], "RLIMIT_AS": [mem_mb * 1024 * 1024] * 2,
+                        "RLIMIT_FSIZE": [max_file_mb * 1024 * 1024] * 2, "RLIMIT_CORE": [0, 0],
+                        "RLIMIT_NOFILE": [256, 256],
+                        # in a user namespace PID 1 runs under the code's uid and counts too
+                        "RLIMIT_NPROC": [max_procs + (0 if root else 1)] * 2}}
+    inputs = {MAIN_SCRIPT: code, **(files or {})}
+    argv = [*_join_cgroup(cgroup), bwrap, *_bwrap_args(root, info_w),
+            sys.executable, "-I", "-S", "-c", _INIT_SOURCE, json.dumps(spec)]
+    layers = {"bwrap": bwrap, "identity": f"host uid {code_uid}" if root else "uid 0 of a user namespace",
+              "cgroup": f"v{cgroup.version}" if cgroup else f"none ({BoxCgroup.unavailable})"}
+    try:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(out_fd, channel_w, info_w), start_new_session=True,
+                                env={"PATH": "/usr/bin:/bin"})
+        for fd in (out_fd, channel_w, info_w):
+            os.close(fd)
+        stdout, stderr = _Reader(proc.stdout, tail=True), _Reader(proc.stderr, tail=True)
+        channel, info = _Reader(os.fdopen(channel_r, "rb"), limit=channel_bytes), _Reader(os.fdopen(info_r, "rb"))
+        _send_inputs(proc, inputs)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill(proc, info)
+        wall = time.monotonic() - start
+        for reader in (stdout, stderr, channel, info):
+            reader.join()
+        status = _read_json(out / "status.json")
+        if not status.get("started"):
+            raise SandboxUnavailable(f"the sandbox did not start ({layers['identity']}): "
+                                     f"{stderr.text().strip()[-2000:] or 'no message'}")
+        returncode = status.get("exit") if status.get("finished") else None
+        oom = cgroup.oom_kills() if cgroup else 0
+        collected = {name: base64.b64decode(data) for name, data in _read_json(out / "collected.json").items()}
+        return SandboxResult(returncode=returncode, stdout=stdout.text(), stderr=stderr.text(),
+                             timed_out=timed_out, wall_s=wall,
+                             reason=_reason(returncode, timed_out, timeout_s, oom, stderr.text()),
+                             channel=channel.data(), channel_overflow=channel.overflow, files=collected,
+                             layers=layers)
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+        shutil.rmtree(out, ignore_errors=True)
 
 
-_NAMESPACE_OK: bool | None = None
+def sandbox_unavailable_reason() -> str | None:
+    """Why the sandbox cannot run here (None when it can); probed once per process."""
+    global _UNAVAILABLE
+    if _UNAVAILABLE is None:
+        try:
+            result = run_sandboxed("print('ok')", timeout_s=60)
+            _UNAVAILABLE = "" if result.ok else f"a trivial program failed: {result.reason}: {result.stderr[-500:]}"
+        except SandboxUnavailable as err:
+            _UNAVAILABLE = str(err)
+    return _UNAVAILABLE or None
+
+
+_UNAVAILABLE: str | None = None
+
+
+# ---- the bubblewrap command line ------------------------------------------------------------------
+
+def _bwrap_args(root: bool, info_fd: int) -> list[str]:
+    args = ["--die-with-parent", "--new-session", "--as-pid-1", "--info-fd", str(info_fd),
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "kawhi-sandbox"]
+    if not root:  # unprivileged: bubblewrap needs a user namespace; map the caller to uid 0 inside
+        args += ["--unshare-user", "--uid", "0", "--gid", "0"]
+    args += ["--proc", "/proc", "--dev", "/dev", *_system_dirs(), *_python_dirs(),
+             "--perms", "0755", "--dir", BOX, "--remount-ro", "/dev", "--remount-ro", "/",
+             "--clearenv", "--chdir", "/", "--cap-drop", "ALL"]
+    for cap in _INIT_CAPS:
+        args += ["--cap-add", cap]
+    return args
+
+
+def _system_dirs() -> list[str]:
+    """/usr read-only; /bin, /sbin, /lib* as on the host (links on merged-/usr systems)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = f"/{name}"
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def exposed_python_dirs() -> list[str]:
+    """The interpreter's prefixes and its site-packages directories (never PYTHONPATH's project
+    directories): what the confined interpreter must read, at the paths this process uses."""
+    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+                  os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))]
+    candidates += [p for p in sys.path if {"site-packages", "dist-packages"} & set(Path(p).parts)]
+    found: set[str] = set()
+    for path in candidates:
+        if path and os.path.isdir(path):
+            found.update({os.path.abspath(path), os.path.realpath(path)})
+    outermost = [p for p in sorted(found) if not any(_inside(p, q) for q in found if q != p)]
+    return [p for p in outermost if not _inside(p, "/usr")]
+
+
+def _python_dirs() -> list[str]:
+    args, made = [], set()
+    for path in exposed_python_dirs():
+        for ancestor in list(reversed(Path(path).parents))[1:]:  # bwrap would make them 0700
+            if str(ancestor) not in made:
+                made.add(str(ancestor))
+                args += ["--perms", "0755", "--dir", str(ancestor)]
+        args += ["--ro-bind", path, path]
+    return args
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _code_env(channel_fd: int) -> dict[str, str]:
+    """A minimal environment: no credentials, tokens or proxies of the pipeline reach the code."""
+    site_dirs = [p for p in sys.path if {"site-packages", "dist-packages"} & set(Path(p).parts)]
+    return {"PATH": "/usr/bin:/bin", "HOME": BOX, "TMPDIR": BOX, "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{BOX}/.mplconfig", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": os.pathsep.join(site_dirs), CHANNEL_FD_ENV: str(channel_fd),
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _join_cgroup(cgroup: BoxCgroup | None) -> list[str]:
+    """A shell that moves itself into the cgroup, then becomes bwrap (everything after inherits it)."""
+    if cgroup is None:
+        return []
+    script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+    return ["/bin/sh", "-c", script, "sh", *map(str, cgroup.procs_files), "--"]
 
 
 def _next_uid() -> int:
@@ -77,322 +249,77 @@ def _next_uid() -> int:
     return SANDBOX_UID_BASE + (os.getpid() % 100_000) * 64 + _uid_counter
 
 
-def run_sandboxed(code: str, workdir: Path | None = None, timeout_s: float = 60.0, cpu_s: int = 60,
-                  mem_mb: int = 2048, max_procs: int = 64, max_file_mb: int = 256,
-                  collect: tuple[str, ...] = (), isolation: str = "auto",
-                  files: dict[str, bytes | str] | None = None) -> SandboxResult:
-    """Run Python ``code`` confined; see the module docstring for what confines it.
+# ---- running it -------------------------------------------------------------------------------------
 
-    ``workdir``: the sandbox directory (created if missing, kept afterwards); default a fresh temporary
-    directory removed after the run. ``files``: extra input files written into it first. ``collect``:
-    glob patterns (relative to the sandbox dir) whose files are returned in ``SandboxResult.files``.
-    ``isolation``: ``auto``, ``namespace`` or ``audit``.
-    """
-    global _NAMESPACE_OK
-    if isolation == "auto":
-        if _NAMESPACE_OK is None:
-            _NAMESPACE_OK = namespace_isolation_available()
-        isolation = "namespace" if _NAMESPACE_OK else "audit"
-    if isolation not in ("namespace", "audit"):
-        raise ValueError(f"isolation must be auto, namespace or audit, got {isolation!r}")
+class _Reader(threading.Thread):
+    """Drains one pipe: keeps its tail (``tail``) or its first ``limit`` bytes."""
 
-    own_dir = workdir is None
-    box = Path(tempfile.mkdtemp(prefix="kawhi-sandbox-")) if own_dir else Path(workdir).resolve()
-    box.mkdir(parents=True, exist_ok=True)
-    logs = Path(tempfile.mkdtemp(prefix="kawhi-sandbox-logs-"))  # outside the box: the code cannot touch it
+    def __init__(self, stream, tail: bool = False, limit: int = 1024 * 1024) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.tail, self.limit = stream, tail, _OUTPUT_TAIL if tail else limit
+        self.buffer, self.overflow = bytearray(), False
+        self.start()
+
+    def run(self) -> None:
+        with self.stream:
+            while chunk := self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536):
+                self.buffer += chunk
+                if len(self.buffer) > self.limit:
+                    self.overflow = True
+                    self.buffer = self.buffer[-self.limit:] if self.tail else self.buffer[:self.limit]
+
+    def data(self) -> bytes:
+        return bytes(self.buffer)
+
+    def text(self) -> str:
+        return self.buffer.decode("utf-8", errors="replace")
+
+
+def _send_inputs(proc: subprocess.Popen, inputs: dict[str, bytes | str]) -> None:
+    payload = {name: base64.b64encode(content.encode() if isinstance(content, str) else content).decode()
+               for name, content in inputs.items()}
     try:
-        (box / MAIN_SCRIPT).write_text(code)
-        for name, content in (files or {}).items():
-            target = box / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content.encode() if isinstance(content, str) else content)
-        uid = _next_uid() if isolation == "namespace" else os.getuid()
-        if isolation == "namespace":
-            _chown_tree(box, uid, uid)
-        spec = {"workdir": str(box), "uid": uid, "cpu_s": int(cpu_s), "mem_mb": int(mem_mb),
-                "max_procs": int(max_procs), "max_file_mb": int(max_file_mb), "isolation": isolation,
-                "python": sys.executable, "needed": _python_dirs()}
-        with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-            start = time.monotonic()
-            proc = subprocess.Popen([sys.executable, "-I", "-S", str(Path(__file__).resolve()), "--child",
-                                     json.dumps(spec)], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    cwd=str(box), env=_child_env(box), start_new_session=True)
-            timed_out = False
-            try:
-                returncode: int | None = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid)
-                returncode = proc.wait()
-            _kill_group(proc.pid)  # stragglers of the audit mode that outlived their parent
-            if isolation == "namespace":
-                _wait_until_gone(uid)
-            wall = time.monotonic() - start
-        if isolation == "namespace":
-            _chown_tree(box, os.getuid(), os.getgid())
-        collected = _collect(box, collect)
-        return SandboxResult(returncode=returncode, stdout=_tail(logs / "stdout"), stderr=_tail(logs / "stderr"),
-                             timed_out=timed_out, wall_s=wall, isolation=isolation,
-                             workdir=None if own_dir else box, files=collected)
-    finally:
-        shutil.rmtree(logs, ignore_errors=True)
-        if own_dir:
-            shutil.rmtree(box, ignore_errors=True)
-
-
-def _python_dirs() -> list[str]:
-    """Directories the confined interpreter must be able to read (interpreter, stdlib, venv)."""
-    dirs = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-            os.path.dirname(os.path.realpath(sys.executable))}
-    return sorted(dirs)
-
-
-def _child_env(box: Path) -> dict[str, str]:
-    """A minimal environment: no credentials, tokens or proxies of the pipeline reach the code."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(box), "TMPDIR": str(box), "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": str(box / ".mplconfig"), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+        proc.stdin.write(json.dumps(payload).encode())
+        proc.stdin.close()
+    except BrokenPipeError:  # the sandbox died during setup: the status says so
         pass
 
 
-def _wait_until_gone(uid: int, limit_s: float = 10.0) -> None:
-    """The kernel kills a PID namespace's processes when its PID 1 dies, but asynchronously: wait
-    (bounded) until none of the sandbox uid's processes is left, killing any that linger."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        pids = _pids_of_uid(uid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.05)
-
-
-def _pids_of_uid(uid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/status") as fh:
-                    for line in fh:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                pids.append(int(entry))
-                            break
-            except (OSError, ValueError):
-                continue
-    return pids
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-            try:
-                os.lchown(name, uid, gid)
-            except FileNotFoundError:
-                pass
-
-
-def _collect(box: Path, patterns: tuple[str, ...]) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for pattern in patterns:
-        for path in sorted(box.glob(pattern)):
-            if path.is_file() and not path.is_symlink():
-                found[str(path.relative_to(box))] = path.read_bytes()
-    return found
-
-
-def _tail(path: Path) -> str:
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, fh.tell() - _OUTPUT_TAIL))
-        return fh.read().decode("utf-8", errors="replace")
-
-
-# ---- the child side: this file run as a script by the launcher (stdlib only, no kawhi import) -------
-
-_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-_CLONE_NEWPID, _CLONE_NEWNET = 0x20000000, 0x40000000
-_MS_RDONLY, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 4096, 16384, 1 << 18
-_SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
-_SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _OPEN_TREE_CLONE, _MOVE_MOUNT_F_EMPTY_PATH = 428, 429, 1, 0x4
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"sandbox: {what} failed: {os.strerror(err)}")
-
-
-def _hidden_ancestor(path: str) -> tuple[str, str] | None:
-    """(the outermost ancestor of ``path`` that others may not traverse, its child towards ``path``);
-    the needed path itself is then mounted back whole under the covering tmpfs."""
-    parts = Path(path).parts
-    for i in range(1, len(parts)):
-        ancestor = os.path.join(*parts[:i])
-        if not os.stat(ancestor).st_mode & 0o001:
-            return ancestor, os.path.join(ancestor, parts[i])
-    return None
-
-
-def _expose(paths: list[str]) -> None:
-    """Make ``paths`` reachable for the unprivileged uid although an ancestor is private (e.g. a Python
-    installed under /root): in this mount namespace only, cover that ancestor with an empty tmpfs
-    (traversable intermediate directories) and mount each needed subtree back at its old path. The
-    host's files and permissions are untouched."""
-    libc = _libc()
-    by_ancestor: dict[str, set[str]] = {}
-    for path in sorted(set(paths)):
-        hidden = _hidden_ancestor(path)
-        if hidden is None:
-            continue
-        kept = by_ancestor.setdefault(hidden[0], set())
-        if not any(path == k or path.startswith(k + os.sep) for k in kept):  # inside one already kept
-            kept.add(path)
-    for ancestor, children in by_ancestor.items():
-        clones = {}
-        for child in sorted(children):
-            fd = libc.syscall(_SYS_OPEN_TREE, _AT_FDCWD, child.encode(), _OPEN_TREE_CLONE | _AT_RECURSIVE)
-            if fd < 0:
-                _check(-1, f"open_tree on {child}")
-            clones[child] = fd
-        _check(libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", 0, b"mode=0755,size=1m"),
-               f"covering {ancestor}")
-        for child, fd in clones.items():
-            os.makedirs(child, exist_ok=True) if os.path.isdir(f"/proc/self/fd/{fd}") else open(child, "a").close()
-            _check(libc.syscall(_SYS_MOVE_MOUNT, fd, b"", _AT_FDCWD, child.encode(), _MOVE_MOUNT_F_EMPTY_PATH),
-                   f"move_mount to {child}")
-            os.close(fd)
-
-
-def _read_only_except(workdir: str, needed: list[str]) -> None:
-    """Private mount tree; every mount read-only except a bind mount of ``workdir``."""
-    libc = _libc()
-    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
-    wd = workdir.encode()
-    _check(libc.mount(wd, wd, None, _MS_BIND, None), f"bind-mounting {workdir}")
-    _expose(needed + [workdir])
-    for path, attr_set, attr_clr, flags in ((b"/", _MOUNT_ATTR_RDONLY, 0, _AT_RECURSIVE),
-                                            (wd, 0, _MOUNT_ATTR_RDONLY, 0)):
-        attr = _MountAttr(attr_set, attr_clr, 0, 0)
-        rc = libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, path, flags, ctypes.byref(attr), ctypes.sizeof(attr))
-        _check(rc, f"mount_setattr on {path.decode()}")
-
-
-def _set_limits(spec: dict) -> None:
-    mem = spec["mem_mb"] * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_CPU, (spec["cpu_s"], spec["cpu_s"] + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (spec["max_file_mb"] * 1024 * 1024,) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    nproc = spec["max_procs"]
-    if spec["isolation"] == "audit":  # the count includes every process of this (shared) uid
-        nproc += _processes_of_uid(os.getuid())
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-
-def _processes_of_uid(uid: int) -> int:
-    return len(_pids_of_uid(uid))
-
-
-_AUDIT_GUARD = r'''
-import os as _os, sys as _sys
-_BOX = _os.path.realpath(_os.getcwd())
-_DENY = {"socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
-         "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.startfile",
-         "os.forkpty"}
-_PATH_EVENTS = {"os.remove": 0, "os.rmdir": 0, "os.rename": (0, 1), "os.replace": (0, 1), "os.mkdir": 0,
-                "os.chmod": 0, "os.chown": 0, "os.truncate": 0, "os.symlink": (0, 1), "os.link": (0, 1),
-                "shutil.rmtree": 0, "os.utime": 0}
-def _inside(p):
-    if isinstance(p, int) or p is None:
-        return True
-    p = _os.fsdecode(p)
-    return _os.path.realpath(_os.path.join(_BOX, p)) .startswith(_BOX + _os.sep) or _os.path.realpath(p) == _BOX
-def _guard(event, args):
-    if event in _DENY:
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "open" and len(args) > 1 and args[1] is not None:
-        mode = args[1]
-        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(mode, int) and mode & 0o3)
-        if writes and not _inside(args[0]):
-            raise PermissionError(f"sandbox: writing {args[0]!r} outside the sandbox directory")
-    where = _PATH_EVENTS.get(event)
-    if where is not None:
-        for i in (where if isinstance(where, tuple) else (where,)):
-            if i < len(args) and not _inside(args[i]):
-                raise PermissionError(f"sandbox: {event} on {args[i]!r} outside the sandbox directory")
-_sys.addaudithook(_guard)
-del _guard
-_src = open("main.py").read()
-exec(compile(_src, "main.py", "exec"), {"__name__": "__main__", "__file__": "main.py"})
-'''
-
-
-def _exec_code(spec: dict) -> None:
-    """Become the confined program (never returns)."""
-    python = spec["python"]
-    env = _child_env_from(spec["workdir"])
-    os.chdir(spec["workdir"])
-    if spec["isolation"] == "audit":
-        _set_limits(spec)
-        os.execve(python, [python, "-I", "-c", _AUDIT_GUARD], env)
-    _set_limits(spec)
-    os.setgroups([])
-    os.setgid(spec["uid"])
-    os.setuid(spec["uid"])
-    os.execve(python, [python, "-I", MAIN_SCRIPT], env)
-
-
-def _child_env_from(workdir: str) -> dict[str, str]:
-    return _child_env(Path(workdir))
-
-
-def _child_main(spec: dict) -> int:
-    if spec["isolation"] == "audit":
-        _exec_code(spec)
-    libc = _libc()
-    _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWUTS), "unshare")
-    reaper = os.fork()  # PID 1 of the new PID namespace: when it exits, the kernel kills the rest
-    if reaper:
-        return _wait_status(reaper)
+def _kill(proc: subprocess.Popen, info: _Reader) -> None:
+    """Kill the sandbox's PID 1 (the kernel then kills its whole namespace), else bwrap's group."""
     try:
-        _read_only_except(spec["workdir"], spec["needed"])
-        code_pid = os.fork()
-        if code_pid == 0:
-            try:
-                _exec_code(spec)
-            except BaseException as err:
-                print(f"sandbox: could not start the code: {err!r}", file=sys.stderr)
-            os._exit(126)
-        os._exit(_wait_status(code_pid))
-    except BaseException as err:  # setup failed: report it, never run the code unconfined
-        print(f"sandbox setup failed: {err}", file=sys.stderr)
-        os._exit(125)
+        init_pid = int(json.loads(info.data() or b"{}").get("child-pid", 0))
+    except ValueError:
+        init_pid = 0
+    if init_pid:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
-def _wait_status(pid: int) -> int:
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--child":
-    sys.exit(_child_main(json.loads(sys.argv[2])))
+def _reason(returncode: int | None, timed_out: bool, timeout_s: float, oom_kills: int, stderr: str) -> str:
+    if timed_out:
+        return f"timeout: still running after {timeout_s:g} s"
+    if oom_kills:
+        return f"out of memory: the sandbox's processes together exceeded its memory limit ({oom_kills} killed)"
+    if returncode == 0:
+        return ""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+        limit = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (CPU time or memory limit)"}.get(name, "")
+        return f"killed by {name}{limit}"
+    last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode}"]
+    return last[0][:500]

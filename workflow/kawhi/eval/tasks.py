@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kawhi.data.benchmarks import BadRowError  # one error type for bad rows, at preparation and at evaluation
+from kawhi.data.rows import BadRow, BadRowError, check_parquet  # one error type for bad rows, everywhere
+from kawhi.data.rows import find_bad_rows as _find_bad_rows
 from kawhi.data.prompts import build_messages
 
 # The image placeholder of lm-eval's multimodal models: HFMultimodalLM.apply_chat_template splits the
@@ -30,13 +31,6 @@ TASK_PREFIX = "kawhi_"
 SPLIT = "test"
 # Keys a samples line adds to the benchmark row; `kawhi score` drops them before re-scoring.
 LOG_KEYS = ("prompt", "response", "extracted", "score", "scoring")
-
-
-@dataclass(frozen=True)
-class BadRow:
-    index: int
-    row_id: str
-    reason: str
 
 
 # ---- rows: images and JSON-able copies ----------------------------------------------------------------
@@ -84,45 +78,12 @@ def row_images(row: dict[str, Any]) -> list:
     return [_to_pil(v).convert("RGB") for v in values if v is not None]
 
 
-def _has_image(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, (list, tuple)):
-        return len(value) > 0 and all(_has_image(v) for v in value)
-    if isinstance(value, dict):
-        return value.get("bytes") is not None or bool(value.get("path"))
-    return True
-
-
-def _has_answer(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return value.strip() != ""
-    if isinstance(value, (list, tuple)):
-        return len(value) > 0
-    return True
-
-
 def find_bad_rows(dataset) -> list[BadRow]:
-    """Rows of a ``datasets.Dataset`` that lack an image or an answer (images are not decoded)."""
-    from datasets import Image as ImageFeature
-
+    """Rows of a ``datasets.Dataset`` that lack an image or an answer, or whose image does not decode."""
     for column in ("image", "answer"):
         if column not in dataset.column_names:
             raise BadRowError(f"benchmark data has no '{column}' column (columns: {dataset.column_names})")
-    cols = ["image", "answer"] + (["id"] if "id" in dataset.column_names else [])
-    view = dataset.select_columns(cols)
-    if isinstance(view.features["image"], ImageFeature) and view.features["image"].decode:
-        view = view.cast_column("image", ImageFeature(decode=False))
-    bad = []
-    for i, row in enumerate(view):
-        row_id = str(row["id"]) if "id" in row else f"row {i}"
-        if not _has_image(row["image"]):
-            bad.append(BadRow(i, row_id, "no image"))
-        elif not _has_answer(row["answer"]):
-            bad.append(BadRow(i, row_id, "no answer"))
-    return bad
+    return _find_bad_rows(dataset)
 
 
 def load_benchmark(data_file: str | Path, decode_images: bool = True):
@@ -132,6 +93,7 @@ def load_benchmark(data_file: str | Path, decode_images: bool = True):
     """
     import datasets
 
+    check_parquet(data_file, "benchmark data")  # a truncated or empty file is named, not a bare ArrowInvalid
     dataset = datasets.load_dataset("parquet", data_files={SPLIT: str(data_file)})[SPLIT]
     if not decode_images:
         for name, feature in dataset.features.items():

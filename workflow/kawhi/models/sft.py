@@ -60,12 +60,16 @@ class SFTSettings:
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of one parquet file (images decoded to PIL), each tagged with its suite name."""
-    from datasets import Dataset
+    from kawhi.data.rows import BadRowError, describe_bad_rows, find_bad_rows, read_parquet
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"SFT data file {path} does not exist")
-    rows = list(Dataset.from_parquet(str(path), keep_in_memory=True))
+    dataset = read_parquet(path, "SFT data", keep_in_memory=True)  # missing/empty/truncated: named
+    image_column = "image" if "image" in dataset.column_names else "images"
+    if {"answer", image_column} <= set(dataset.column_names):
+        bad = find_bad_rows(dataset, image_column)
+        if bad:
+            raise BadRowError(describe_bad_rows(path, bad, "fix or rebuild the SFT data"))
+    rows = list(dataset)
     for i, row in enumerate(rows):
         missing = [c for c in ("question", "answer") if row.get(c) is None]
         if missing or (row.get("image") is None and not row.get("images")):

@@ -90,6 +90,9 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "temperature": float(training["temperature"]),
         "save_strategy": "steps",
         "save_steps": int(training["save_steps"]),
+        # TRL/transformers' own rotation: the oldest checkpoints beyond this many are deleted (None keeps all)
+        "save_total_limit": (int(training["save_total_limit"]) if training.get("save_total_limit") is not None
+                             else None),
         "logging_steps": int(training.get("logging_steps", 1)),
         "bf16": bool(training.get("bf16", False)),
         "use_vllm": bool(training.get("use_vllm", False)),

@@ -12,7 +12,11 @@ Layout of ``out`` (``results/train/{model}/{algo}/{variant}``):
 Resume: a run started again with the same command and inputs continues from its newest complete
 checkpoint. Snakemake deletes only the declared output (``done.json``) of a failed job, so the
 checkpoints survive a crash and the rerun continues instead of restarting from step 0. Checkpoints
-from different settings or inputs (fingerprint mismatch) are discarded, never resumed.
+from different settings or inputs (fingerprint mismatch) are discarded, never resumed. A run whose newest
+checkpoint is already at ``max_steps`` (killed after it, before ``done.json``) is not trained further:
+``final/`` is written from that checkpoint. Temporaries of a killed run are removed on the next start,
+``training.save_total_limit`` rotates checkpoints, and a full disk is reported with its directory
+(kawhi.train.faults).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, Sequence
 from kawhi.atomic import append_jsonl, atomic_path, write_json
 from kawhi.config import KawhiSettings, settings_json
 from kawhi.provenance import provenance
+from kawhi.train.faults import checkpoint_step, clean_leftovers, disk_full_errors
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +61,14 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
     """RL prompts from local parquet files: ``prompt`` (chat messages), ``image``/``images``, ``answer``, ``options``.
 
     Every file must have ``question`` and ``answer`` and an image column; an ``options`` column (list,
-    possibly empty) marks multiple choice. Errors name the file and the missing column.
+    possibly empty) marks multiple choice. Errors name the file and the missing column; a file that is not
+    readable parquet, or rows with a null/NaN answer or an undecodable image, are refused naming the
+    file and the row ids.
     """
     import datasets
 
     from kawhi.data.prompts import build_messages
+    from kawhi.data.rows import BadRowError, describe_bad_rows, find_bad_rows, read_parquet
 
     if not files:
         raise ValueError("no training data files given (--data)")
@@ -69,12 +77,15 @@ def load_rl_dataset(files: Sequence[str | Path], delimiter_hint: str | None = No
         file = Path(file)
         if not file.exists():
             raise FileNotFoundError(f"training data file {file} does not exist")
-        ds = datasets.Dataset.from_parquet(str(file))
+        ds = read_parquet(file, "training data")
         missing = [c for c in (*REQUIRED_COLUMNS, *extra_columns) if c not in ds.column_names]
         image_col = next((c for c in IMAGE_COLUMNS if c in ds.column_names), None)
         if missing or image_col is None:
             raise ValueError(f"{file}: missing column(s) {missing + ([] if image_col else ['image'])}; "
                              f"has {ds.column_names}")
+        bad = find_bad_rows(ds, image_col)
+        if bad:  # a null answer would train on the string "None"; a broken image would stop the run later
+            raise BadRowError(describe_bad_rows(file, bad, "fix or rebuild the training data"))
         if image_col == "image":
             ds = ds.map(lambda row: {"images": [row["image"]]}, remove_columns=["image"])
         has_options = "options" in ds.column_names
@@ -220,10 +231,14 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         gallery_size = int(settings["training"].get("gallery_size", 4))
     set_seed(int(settings["seed"]))
 
+    clean_leftovers(out)
     fingerprint = run_fingerprint(settings, model_dir, heads, data_files)
     resume = prepare_resume(out, fingerprint)
     if resume is not None:
         log.info("resuming from %s", resume)
+    max_steps = int(settings["training"]["max_steps"])
+    if resume is not None and checkpoint_step(resume) >= max_steps:
+        return _finish_from_checkpoint(resume, settings, algo.name, heads, out, started)
 
     # baselines (kawhi.train.baselines): Step-GRPO reads its key-step column, VPPO hooks the trainer
     step_grpo = algo.step_grpo
@@ -243,9 +258,10 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         dynamic_sampling=algo.dynamic_sampling, dynamic_sampling_max_tries=algo.dynamic_sampling_max_tries,
         gallery_size=gallery_size if kawhi.enabled else 0, vppo=vppo,
     )
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with disk_full_errors(out / "checkpoints", "training (writing checkpoints)"):
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    with atomic_path(out / "final") as tmp:
+    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
         trainer.save_model(str(tmp))
         processor.save_pretrained(str(tmp))
     if trainer.gallery:
@@ -273,3 +289,37 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     write_json(out / "done.json", record)
     return record
 
+
+def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_name: str, heads: list[int],
+                            out: Path, started: float) -> dict[str, Any]:
+    """Write ``final/`` and ``done.json`` of a run whose training ended at ``checkpoint`` (= max_steps).
+
+    Resuming such a checkpoint with transformers would train one more step; its weights are instead the
+    run's final weights, loaded and saved as the trained policy is (float32, the processor the trainer
+    stored with the checkpoint, padded on the left). A gallery written before the kill is kept.
+    """
+    import torch
+
+    log.info("%s is at max_steps: writing final/ from it instead of training further", checkpoint)
+    model, processor = load_policy(checkpoint)
+    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
+        model.save_pretrained(str(tmp))
+        processor.save_pretrained(str(tmp))
+    record = {
+        "model": settings.get("model"),
+        "algorithm": algo_name,
+        "variant": settings.get("variant"),
+        "steps": checkpoint_step(checkpoint),
+        "max_steps": int(settings["training"]["max_steps"]),
+        "resumed_from": checkpoint.name,
+        "wall_time_s": round(time.time() - started, 3),
+        "train_runtime_s": 0.0,
+        "heads": heads,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics_file": "metrics.jsonl",
+        "final_dir": "final",
+        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")),
+        "provenance": provenance(settings),
+    }
+    write_json(out / "done.json", record)
+    return record

@@ -224,8 +224,12 @@ def _kx_layout(fig):
     return layout
 '''
 
+# The records go through the sandbox's result channel when there is one (kawhi.eval.sandbox: the code
+# under test cannot leave a forged file for the scorer), else to ELEMENTS_FILE.
 TRACER_SUFFIX = r'''
-with open("ELEMENTS_FILE", "w") as _kx_fh:
+import os as _kx_os
+_kx_fd = _kx_os.environ.get("KAWHI_SANDBOX_CHANNEL_FD")
+with (open(int(_kx_fd), "w", closefd=False) if _kx_fd else open("ELEMENTS_FILE", "w")) as _kx_fh:
     _kx_json.dump({"texts": _kx_texts, "chart_types": _kx_types, "colors": _kx_final_colors(),
                    "layout": _kx_layout(plt.gcf()), "n_axes": len(plt.gcf().axes)}, _kx_fh)
 '''.replace("ELEMENTS_FILE", ELEMENTS_FILE)
