@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -219,15 +220,16 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         gallery_size = int(settings["training"].get("gallery_size", 4))
     set_seed(int(settings["seed"]))
 
-    fingerprint = run_fingerprint(settings, model_dir, heads, data_files)
-    resume = prepare_resume(out, fingerprint)
-    if resume is not None:
-        log.info("resuming from %s", resume)
-
-    dataset = load_rl_dataset(data_files)
     reward_funcs, reward_weights = build_reward_functions(settings["training"], settings["algorithm"],
                                                          kawhi.delimiter)
     args = build_grpo_config(settings, out / "checkpoints", reward_weights=reward_weights)
+    # Under a multi-process launch the main process discards stale checkpoints and fills the datasets
+    # cache first; the others then find both ready (same answer, no race on the files).
+    with args.main_process_first(local=False, desc="resume check and dataset"):
+        resume = prepare_resume(out, run_fingerprint(settings, model_dir, heads, data_files))
+        dataset = load_rl_dataset(data_files)
+    if resume is not None:
+        log.info("resuming from %s", resume)
     model, processor = load_policy(model_dir)
     trainer = KawhiGRPOTrainer(
         model=model, processing_class=processor, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
@@ -237,10 +239,8 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     )
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    with atomic_path(out / "final") as tmp:
-        trainer.save_model(str(tmp))
-        processor.save_pretrained(str(tmp))
-    if trainer.gallery:
+    _save_final(trainer, processor, out / "final")
+    if trainer.gallery and trainer.is_world_process_zero():
         from kawhi.train.gallery import write_gallery
 
         image_token = getattr(processor, "image_token", None)
@@ -262,6 +262,22 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")) if trainer.gallery else [],
         "provenance": provenance(settings),
     }
-    write_json(out / "done.json", record)
+    if trainer.is_world_process_zero():
+        write_json(out / "done.json", record)
     return record
+
+
+def _save_final(trainer, processor, final: Path) -> None:
+    """The trained model and processor into ``final``, atomically, written by the main process alone.
+
+    Every process calls ``save_model``: under FSDP or ZeRO-3 it gathers the sharded weights collectively,
+    and only the main process writes (transformers' ``should_save``).
+    """
+    if trainer.is_world_process_zero():
+        with atomic_path(final) as tmp:
+            trainer.save_model(str(tmp))
+            processor.save_pretrained(str(tmp))
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            trainer.save_model(scratch)
 

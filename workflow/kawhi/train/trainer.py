@@ -37,6 +37,7 @@ from trl import GRPOTrainer
 
 from kawhi.config import KawhiSettings
 from kawhi.train.dynamic_sampling import DynamicSamplingMixin
+from kawhi.train.resume_weights import ResumeWeightsMixin
 
 
 class _KawhiAdvantages(GRPOTrainer):
@@ -209,8 +210,8 @@ def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
             "image_grid_thw": grid[first:first + counts[row]].detach().cpu()}
 
 
-class KawhiGRPOTrainer(DynamicSamplingMixin, _KawhiAdvantages):
-    """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling.
+class KawhiGRPOTrainer(ResumeWeightsMixin, DynamicSamplingMixin, _KawhiAdvantages):
+    """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling; resume loads the checkpoint's weights.
 
     Extra keyword arguments: ``kawhi`` (KawhiSettings; ``enabled=False`` gives TRL's loss exactly),
     ``heads`` (vision-critical query heads), ``dynamic_sampling`` and ``dynamic_sampling_max_tries``,
