@@ -9,8 +9,8 @@ replaced by a reward the test controls.
 
 --record DIR   every process appends JSON lines to DIR/rank<r>.jsonl: each generation call (its prompt
                and completion token ids), each loss call's batch (every row's prompt and completion
-               tokens with its per-token advantages as the loss reads them, i.e. KAWHI-weighted when
-               KAWHI is on) and a hash of the parameters after each optimiser step.
+               tokens, the scalar advantage A_i the loss call started from, and the per-token
+               advantages as the loss read them, i.e. A_i times the KAWHI weights) and a hash of the parameters after each optimiser step.
 --replay DIR   (one process) generation call k returns the completions recorded in DIR for call k of
                rank 0, then rank 1, ..., after checking that its own prompts are theirs in that order.
                Everything after generation (rewards, dynamic sampling, advantages, KAWHI weights, the
@@ -76,8 +76,9 @@ def parameter_hash(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def batch_rows(inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each row's unpadded prompt and completion tokens and its per-token advantages."""
+def batch_rows(inputs: dict[str, Any], scalar: torch.Tensor | None) -> list[dict[str, Any]]:
+    """Each row's unpadded prompt and completion tokens, its per-token advantages as the loss read them, and
+    the algorithm's scalar advantage A_i the loss call started from (None when it was already per token)."""
     rows = []
     advantages = inputs["advantages"]
     for i in range(inputs["prompt_ids"].shape[0]):
@@ -85,7 +86,8 @@ def batch_rows(inputs: dict[str, Any]) -> list[dict[str, Any]]:
         adv = advantages[i][completion_mask] if advantages.dim() == 2 else advantages[i].expand(int(completion_mask.sum()))
         rows.append({"prompt": inputs["prompt_ids"][i][inputs["prompt_mask"][i].bool()].tolist(),
                      "completion": inputs["completion_ids"][i][completion_mask].tolist(),
-                     "advantages": adv.float().tolist()})
+                     "advantages": adv.float().tolist(),
+                     "scalar": None if scalar is None else float(scalar[i])})
     return rows
 
 
@@ -121,14 +123,16 @@ def install(recorder: Recorder) -> None:
                 completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
                                                                          num_generations, *args, **kwargs)
                 recorder.row_ranks = [recorder.rank] * len(completion_ids)
-            recorder.write({"kind": "generate", "call": call, "step": int(self.state.global_step), "rng": hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()[:8], "phash": parameter_hash(self.accelerator.unwrap_model(self.model))[:8],
+            recorder.write({"kind": "generate", "call": call, "step": int(self.state.global_step),
                             "prompt_ids": [list(map(int, ids)) for ids in prompt_ids],
                             "completion_ids": [list(map(int, ids)) for ids in completion_ids]})
             return completion_ids, logprobs
 
         def _compute_loss(self, model, inputs):
+            advantages = inputs["advantages"]
+            scalar = advantages.detach().clone() if advantages.dim() == 1 else None
             loss = super()._compute_loss(model, inputs)  # KAWHI replaces inputs["advantages"] during it
-            recorder.write({"kind": "loss", "step": int(self.state.global_step), "rows": batch_rows(inputs)})
+            recorder.write({"kind": "loss", "step": int(self.state.global_step), "rows": batch_rows(inputs, scalar)})
             return loss
 
     def test_reward(prompts, completions, completion_ids, **kwargs):

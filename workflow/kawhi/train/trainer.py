@@ -37,7 +37,7 @@ from trl import GRPOTrainer
 
 from kawhi.config import KawhiSettings
 from kawhi.train.dynamic_sampling import DynamicSamplingMixin
-from kawhi.train.resume_weights import ResumeWeightsMixin
+from kawhi.train.resume import ResumeMixin
 
 
 class _KawhiAdvantages(GRPOTrainer):
@@ -210,7 +210,7 @@ def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
             "image_grid_thw": grid[first:first + counts[row]].detach().cpu()}
 
 
-class KawhiGRPOTrainer(ResumeWeightsMixin, DynamicSamplingMixin, _KawhiAdvantages):
+class KawhiGRPOTrainer(ResumeMixin, DynamicSamplingMixin, _KawhiAdvantages):
     """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling; resume loads the checkpoint's weights.
 
     Extra keyword arguments: ``kawhi`` (KawhiSettings; ``enabled=False`` gives TRL's loss exactly),
