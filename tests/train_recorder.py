@@ -10,7 +10,8 @@ replaced by a reward the test controls.
 --record DIR   every process appends JSON lines to DIR/rank<r>.jsonl: each generation call (its prompt
                and completion token ids), each loss call's batch (every row's prompt and completion
                tokens, the scalar advantage A_i the loss call started from, and the per-token
-               advantages as the loss read them, i.e. A_i times the KAWHI weights) and a hash of the parameters after each optimiser step.
+               advantages as the loss read them, i.e. A_i times the KAWHI weights), how accelerate set
+               the process group up (world size, distributed type, FSDP/DeepSpeed, mixed precision) and a hash of the parameters after each optimiser step.
 --replay DIR   (one process) generation call k returns the completions recorded in DIR for call k of
                rank 0, then rank 1, ..., after checking that its own prompts are theirs in that order.
                Everything after generation (rewards, dynamic sampling, advantages, KAWHI weights, the
@@ -112,6 +113,11 @@ def install(recorder: Recorder) -> None:
             super().__init__(*args, **kwargs)
             recorder.rank = self.accelerator.process_index
             self._recorded_calls = 0
+            state = self.accelerator.state
+            recorder.write({"kind": "setup", "world": int(state.num_processes),
+                            "distributed_type": str(state.distributed_type.value),
+                            "fsdp": bool(self.is_fsdp_enabled), "deepspeed": bool(self.is_deepspeed_enabled),
+                            "mixed_precision": str(state.mixed_precision)})
             self.add_callback(StepHashes(self))
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
