@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kawhi.train.dynamic_sampling import (DynamicSamplingMixin, concat_batches, select_rows,
+from kawhi.train.dynamic_sampling import (DynamicSamplingMixin, RefillPlan, concat_batches, select_rows,
                                           zero_variance_groups)
 
 G = 2  # completions per prompt
@@ -42,7 +42,9 @@ class _FakeGRPO:
         self.train_dataset = dataset
         self.num_generations = G
         self.reward_weights = torch.tensor([1.0])
-        self.accelerator = SimpleNamespace(process_index=0, device="cpu", gather=lambda t: t.reshape(-1))
+        self.reward_func_names = ["table"]
+        self.accelerator = SimpleNamespace(process_index=0, num_processes=1, device="cpu",
+                                           gather=lambda t: t.reshape(-1))
         self.args = SimpleNamespace(seed=0)
         self.state = SimpleNamespace(global_step=0)
         self.model = SimpleNamespace(training=True)
@@ -56,7 +58,8 @@ class _FakeGRPO:
     def _generate_and_score_completions(self, inputs):
         pids = [x["pid"] for x in inputs]
         self.rounds.append(pids)
-        self._calculate_rewards(inputs, pids, None, None)
+        rewards = self._calculate_rewards(inputs, pids, None, None)
+        self._metrics["train"]["reward"].append(rewards.mean().item())  # as TRL does, once per round
         n = len(inputs)
         p_width, c_width = 2 + len(self.rounds), 1 + 2 * len(self.rounds)
         prompt_ids = torch.tensor([[PAD] * (p_width - 1) + [100 + p] for p in pids])
@@ -92,10 +95,14 @@ def test_mixin_drops_zero_variance_groups_and_refills():
     trainer.dynamic_sampling, trainer.dynamic_sampling_max_tries = True, 3
     out = trainer._generate_and_score_completions(_rows([0, 1, 2, 3]))  # groups 0 and 2 agree
     assert _groups(out) == [1, 3, 4, 4]
-    assert trainer.rounds == [[0, 0, 1, 1, 2, 2, 3, 3], [4, 4, 4, 4]]
+    # a refill round is a whole generation batch (the ranks' shapes never differ), cut to what is needed
+    assert trainer.rounds == [[0, 0, 1, 1, 2, 2, 3, 3], [4] * 8]
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/kept_groups"] == [4.0] and m["dynamic_sampling/filtered_groups"] == [2.0]
     assert m["dynamic_sampling/tries"] == [2.0] and m["dynamic_sampling/topped_up_groups"] == [0.0]
+    assert m["dynamic_sampling/moved_groups"] == [0.0]
+    # reward metrics over the trained groups (rewards 0,1 | 1,0 | 1,0 | 1,0), not per round over all 16 rows
+    assert m["reward"] == [0.5] and m["rewards/table/mean"] == [0.5] and m["frac_reward_zero_std"] == [0.0]
     # rows re-padded to the widest round, pixel rows follow their sample, token count recomputed
     assert out["completion_ids"].shape == (8, 5) and out["prompt_ids"].shape == (8, 4)
     assert out["old_per_token_logps"].shape == (8, 5)
@@ -115,7 +122,9 @@ def test_mixin_tops_up_with_dropped_groups_when_tries_run_out():
     assert _groups(out) == [1, 0]  # the kept group, then a dropped one to keep the batch shape
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/kept_groups"] == [1.0] and m["dynamic_sampling/topped_up_groups"] == [1.0]
-    assert m["dynamic_sampling/filtered_groups"] == [2.0]
+    assert m["dynamic_sampling/filtered_groups"] == [3.0]  # group 0, then both groups of prompt 5
+    assert m["reward"] == [0.75] and m["frac_reward_zero_std"] == [0.5]  # rows 0,1 (kept) and 1,1 (top-up)
+    assert m["dynamic_sampling/generated_reward"] == [3 / 8]  # everything generated: 1,1 0,1 0,0 0,0
 
 
 def test_mixin_off_is_transparent():
@@ -134,3 +143,42 @@ def test_select_and_concat_roundtrip():
     assert _groups(merged) == [1, 2]
     assert merged["num_images"] == [1, 1, 1, 1]
     assert torch.equal(merged["image_grid_thw"], torch.tensor([[1, 2, 2]] * 4))
+
+
+def _plan(rounds, need):
+    plan = RefillPlan(need)
+    for flags in rounds:
+        plan.add_round(torch.tensor(flags))
+        if plan.full:
+            break
+    return plan
+
+
+def test_plan_hands_a_starved_rank_the_groups_of_another():
+    # 2 ranks x 2 groups; rank 1's groups (2, 3) always agree, rank 0's never
+    plan = _plan([[False, False, True, True], [False, False, True, True]], need=4)
+    assert plan.final() == [(0, 0), (0, 1), (1, 0), (1, 1)] and plan.rounds == 2
+    assert plan.shares(2) == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+    assert plan.moves(2) == {(1, 0): 1, (1, 1): 1}  # generated on rank 0, trained on by rank 1
+    assert plan.moves(1) == {}
+    assert plan.filtered == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.integers(1, 3), st.data())
+def test_plan_is_the_same_whatever_the_number_of_ranks(world, per_rank, data):
+    need = world * per_rank
+    rounds = data.draw(st.lists(st.lists(st.booleans(), min_size=need, max_size=need), min_size=1, max_size=3))
+    plan = _plan(rounds, need)
+    mixed = [(r, j) for r, flags in enumerate(rounds[:plan.rounds]) for j, agree in enumerate(flags) if not agree]
+    agree = [(r, j) for r, flags in enumerate(rounds[:plan.rounds]) for j, a in enumerate(flags) if a]
+    # the first `need` mixed groups in (round, group) order, then the first dropped ones
+    assert plan.final() == (mixed[:need] if len(mixed) >= need else (mixed + agree)[:need])
+    assert len(plan.final()) == need and plan.topped_up == need - min(len(mixed), need)
+    shares = plan.shares(world)
+    assert [g for share in shares for g in share] == plan.final()  # rank r takes the r-th slice
+    assert all(len(share) == per_rank for share in shares)
+    moves = plan.moves(world)
+    for r, share in enumerate(shares):
+        for group in share:
+            assert (group in moves) == (group[1] // per_rank != r)

@@ -95,3 +95,25 @@ def test_bad_training_data_named(tmp_path, bad):
     else:
         with pytest.raises(FileNotFoundError, match="train.parquet"):
             load_rl_dataset([path])
+
+
+def test_epoch_seeded_sampler_order_depends_only_on_seed_and_epoch():
+    """A run resumed at epoch 2 draws epoch 2's order as the uninterrupted run did (TRL's sampler did not)."""
+    from trl.trainer.utils import RepeatSampler
+
+    from kawhi.train.resume import EpochSeededRepeatSampler
+
+    def sampler(cls):
+        return cls(list(range(16)), mini_repeat_count=2, batch_size=4, repeat_count=1, shuffle=True, seed=3)
+
+    uninterrupted = sampler(EpochSeededRepeatSampler)
+    orders = []
+    for epoch in range(3):
+        uninterrupted.set_epoch(epoch)
+        orders.append(list(uninterrupted))
+    resumed = sampler(EpochSeededRepeatSampler)
+    resumed.set_epoch(2)
+    assert list(resumed) == orders[2] and orders[2] != orders[1]
+    stock = sampler(RepeatSampler)
+    list(stock), list(stock)
+    assert list(stock) != list(sampler(RepeatSampler))  # the fault: epoch 2 depends on the draws before it

@@ -6,8 +6,20 @@ batch with groups generated from further prompts, up to ``dynamic_sampling_max_t
 rounds per step. If the rounds run out, the batch is topped up with dropped groups (zero advantage, so
 they change no gradient) to keep TRL's fixed batch shape; the metrics say how often that happens.
 
+Across processes every decision is global, so all ranks take it alike and it does not depend on how
+many ranks there are. TRL gathers every round's rewards to all ranks, so each rank sees the same
+global reward vector and keeps or drops the same global groups, in the same order, without another
+collective. Every round has the shape of the first (each rank generates as many groups as the step
+asked of it: DAPO's reference implementation also generates whole batches), so TRL's gathers always
+see equal shapes and its ``process_index * len(prompts)`` slice picks each rank's own advantages.
+Refill prompts come from one draw seeded by (seed, step, round) that each rank slices. The final
+batch is the first ``need`` kept groups in global order (plus top-ups), and rank r trains on its r-th
+share of it; groups generated on another rank are sent over (``gather_object``) only when needed.
+A one-process run with the same global batch therefore keeps the same groups in the same order.
+
 The pieces:
 - ``zero_variance_groups``: which groups of a reward vector all agree (pure, tested on known groups).
+- ``RefillPlan``: which global groups the step keeps, tops up and hands to which rank (pure).
 - ``select_rows`` / ``concat_batches``: pick rows of TRL's generation output and merge outputs of
   several rounds, re-padding prompts (left) and completions (right).
 - ``DynamicSamplingMixin``: overrides ``_generate_and_score_completions`` (the smallest hook TRL
@@ -23,6 +35,8 @@ import torch
 from torch import Tensor
 
 log = logging.getLogger(__name__)
+
+GroupId = tuple[int, int]  # (generation round, group index in that round's global batch)
 
 # Keys of TRL's generation output, by how their rows are laid out.
 _PROMPT_ALIGNED = {"prompt_ids": "pad", "prompt_mask": 0}  # left padded
@@ -48,6 +62,67 @@ def zero_variance_groups(rewards: Tensor, num_generations: int, atol: float = 1e
     low = torch.where(finite, grouped, torch.full_like(grouped, torch.inf)).min(dim=1).values
     spread = torch.where(finite.any(dim=1), high - low, torch.zeros_like(high))
     return spread <= atol
+
+
+class RefillPlan:
+    """Which global groups one step trains on, and which rank trains on each (the same on every rank).
+
+    ``need`` is the step's number of groups over all ranks. Rounds are added in order, each as the
+    zero-variance flags of its global batch (rank-major: TRL's gather layout, so group j of a round
+    was generated on rank ``j // groups_per_rank``). The step trains on the first ``need`` groups with
+    mixed rewards in (round, group) order, then, if the rounds ran out, on the first dropped groups.
+    """
+
+    def __init__(self, need: int) -> None:
+        if need < 1:
+            raise ValueError(f"a step needs at least one group, got {need}")
+        self.need = need
+        self.kept: list[GroupId] = []
+        self.dropped: list[GroupId] = []  # the first `need` zero-variance groups: the top-up candidates
+        self.filtered = 0  # every zero-variance group of every round
+        self.rounds = 0
+
+    def add_round(self, zero: Tensor) -> list[GroupId]:
+        """Take one round's flags; return the groups it added to ``kept`` or ``dropped`` (the rows to hold)."""
+        added = []
+        for j, agree in enumerate(zero.tolist()):
+            group = (self.rounds, j)
+            if agree:
+                self.filtered += 1
+                if len(self.dropped) < self.need:
+                    self.dropped.append(group)
+                    added.append(group)
+            elif len(self.kept) < self.need:
+                self.kept.append(group)
+                added.append(group)
+        self.rounds += 1
+        return added
+
+    @property
+    def full(self) -> bool:
+        return len(self.kept) >= self.need
+
+    @property
+    def topped_up(self) -> int:
+        return self.need - len(self.kept)
+
+    def final(self) -> list[GroupId]:
+        """The step's groups in batch order: kept groups, then top-ups."""
+        return self.kept + self.dropped[: self.topped_up]
+
+    def shares(self, world: int) -> list[list[GroupId]]:
+        """Rank r's groups: the r-th equal slice of ``final()``."""
+        if self.need % world:
+            raise ValueError(f"{self.need} groups do not split evenly over {world} processes")
+        per_rank = self.need // world
+        final = self.final()
+        return [final[r * per_rank:(r + 1) * per_rank] for r in range(world)]
+
+    def moves(self, world: int) -> dict[GroupId, int]:
+        """Groups that another rank trains on than the one that generated them: group -> receiving rank."""
+        per_rank = self.need // world
+        return {group: r for r, share in enumerate(self.shares(world)) for group in share
+                if group[1] // per_rank != r}
 
 
 def _images_per_row(batch: dict[str, Any]) -> list[int] | None:
@@ -145,12 +220,21 @@ def concat_batches(batches: Sequence[dict[str, Any]], pad_token_id: int) -> dict
     return out
 
 
+def _to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
 class DynamicSamplingMixin:
     """Mix in before ``GRPOTrainer``; active when ``self.dynamic_sampling`` is True.
 
-    Expects ``self.dynamic_sampling_max_tries`` (>= 1). Logs per step ``dynamic_sampling/kept_groups``,
+    Expects ``self.dynamic_sampling_max_tries`` (>= 1). Logs per step, over all processes:
+    ``dynamic_sampling/kept_groups`` (groups with mixed rewards in the batch),
     ``dynamic_sampling/filtered_groups`` (zero-variance groups dropped over all rounds),
-    ``dynamic_sampling/tries`` and ``dynamic_sampling/topped_up_groups``.
+    ``dynamic_sampling/tries`` (generation rounds), ``dynamic_sampling/topped_up_groups``,
+    ``dynamic_sampling/moved_groups`` (groups trained on by another rank than the one that generated
+    them) and ``dynamic_sampling/generated_reward`` (mean reward of everything generated, before
+    filtering). TRL's reward metrics (``reward``, ``reward_std``, ``frac_reward_zero_std``,
+    ``rewards/<func>/mean|std``) are replaced by their values over the groups the step trains on.
     """
 
     dynamic_sampling: bool = False
@@ -158,29 +242,51 @@ class DynamicSamplingMixin:
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: D401 (TRL hook)
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
-        total = (rewards_per_func * weights).nansum(dim=1)
-        total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-        start = self.accelerator.process_index * len(prompts)
-        self._last_local_rewards = total[start:start + len(prompts)].detach().cpu()
+        self._round_rewards = rewards_per_func.detach().float().cpu()  # all ranks' rows: TRL gathered them
         return rewards_per_func
 
-    def _refill_inputs(self, n_groups: int, attempt: int) -> list[dict[str, Any]]:
-        """``n_groups`` fresh prompts, each repeated ``num_generations`` times (TRL's group layout).
+    def _total_rewards(self, rewards_per_func: Tensor) -> Tensor:
+        """TRL's weighted reward sum per row; NaN where every reward function returned None."""
+        total = (rewards_per_func * self.reward_weights.float().cpu().unsqueeze(0)).nansum(dim=1)
+        total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        return total
 
-        The draw is seeded by (seed, global step, attempt), so a resumed run refills exactly as the
-        uninterrupted one would.
+    def _refill_inputs(self, n_groups: int, attempt: int) -> list[dict[str, Any]]:
+        """This rank's share of ``n_groups`` fresh prompts, each repeated ``num_generations`` times.
+
+        One draw for all ranks, seeded by (seed, global step, attempt), sliced by rank: the ranks
+        together generate the same prompts as one process would, and a resumed run refills exactly as
+        the uninterrupted one would.
         """
         dataset = self.train_dataset
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
         generator = torch.Generator().manual_seed(
-            int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 7919 + attempt * 104_729
-            + int(self.accelerator.process_index))
+            int(self.args.seed) * 1_000_003 + int(self.state.global_step) * 7919 + attempt * 104_729)
         picks = torch.randint(len(dataset), (n_groups,), generator=generator).tolist()
+        per_rank = n_groups // world
         rows = []
-        for i in picks:
+        for i in picks[rank * per_rank:(rank + 1) * per_rank]:
             row = dataset[int(i)]
             rows.extend(dict(row) for _ in range(self.num_generations))
         return rows
+
+    def _receive_groups(self, plan: RefillPlan, held: dict[GroupId, dict[str, Any]]) -> dict[GroupId, dict[str, Any]]:
+        """``held`` plus the groups this rank trains on but another generated (one ``gather_object``).
+
+        Every rank derives the same plan, so either all of them skip the collective or all call it.
+        """
+        from accelerate.utils import gather_object
+
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        moves = plan.moves(world)
+        if not moves:
+            return held
+        outgoing = {group: _to_device(held[group], "cpu") for group in moves if group in held}
+        received = {}
+        for part in gather_object([outgoing]):
+            received.update({group: batch for group, batch in part.items() if moves[group] == rank})
+        device = self.accelerator.device
+        return {**held, **{group: _to_device(batch, device) for group, batch in received.items()}}
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
@@ -190,41 +296,55 @@ class DynamicSamplingMixin:
         if len(inputs) % g:
             raise ValueError(f"dynamic sampling needs whole groups per process: local generation batch {len(inputs)} "
                              f"is not a multiple of num_generations={g}")
-        need = len(inputs) // g
-        kept: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
-        n_kept = n_filtered = tries = 0
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per_rank = len(inputs) // g
+        plan = RefillPlan(per_rank * world)
+        metrics = self._metrics[mode]
+        rescored = ["reward", "reward_std", "frac_reward_zero_std",
+                    *(f"rewards/{name}/{stat}" for name in self.reward_func_names for stat in ("mean", "std"))]
+        logged_before = {key: len(metrics[key]) for key in rescored}
+        held: dict[GroupId, dict[str, Any]] = {}  # this rank's rows of the groups the plan may train on
+        round_rewards: list[Tensor] = []
         batch_inputs = inputs
         for attempt in range(max(1, int(self.dynamic_sampling_max_tries))):
-            tries += 1
             output = super()._generate_and_score_completions(batch_inputs)
-            zero = zero_variance_groups(self._last_local_rewards, g)
-            keep_rows = [r for grp in range(zero.numel()) if not zero[grp] for r in range(grp * g, (grp + 1) * g)]
-            drop_rows = [r for grp in range(zero.numel()) if zero[grp] for r in range(grp * g, (grp + 1) * g)]
-            take = keep_rows[: (need - n_kept) * g]
-            if take:
-                kept.append(select_rows(output, take))
-            if drop_rows:
-                dropped.append(select_rows(output, drop_rows))
-            n_kept += len(take) // g
-            n_filtered += len(drop_rows) // g
-            # every process must run the same number of rounds (generation and reward gathers are collective)
-            missing = torch.tensor([need - n_kept], device=self.accelerator.device)
-            if self.accelerator.gather(missing).max().item() <= 0:
+            round_rewards.append(self._round_rewards)
+            for group in plan.add_round(zero_variance_groups(self._total_rewards(self._round_rewards), g)):
+                if group[1] // per_rank == rank:
+                    first = (group[1] - rank * per_rank) * g
+                    held[group] = select_rows(output, range(first, first + g))
+            if plan.full:  # every rank saw the same gathered rewards, so all stop at the same round
                 break
-            batch_inputs = self._refill_inputs(max(need - n_kept, 1), attempt)
-        topped_up = need - n_kept
-        if topped_up > 0:
-            pool = concat_batches(dropped, self._tokenizer.pad_token_id)
-            kept.append(select_rows(pool, range(topped_up * g)))
-        merged = concat_batches(kept, self._tokenizer.pad_token_id)
+            batch_inputs = self._refill_inputs(plan.need, attempt)
+        groups = self._receive_groups(plan, held)
+        merged = concat_batches([groups[group] for group in plan.shares(world)[rank]], self._tokenizer.pad_token_id)
         loss_mask = merged["completion_mask"] * merged["tool_mask"] if "tool_mask" in merged else merged["completion_mask"]
         merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        metrics = self._metrics[mode]
-        metrics["dynamic_sampling/kept_groups"].append(float(n_kept))
-        metrics["dynamic_sampling/filtered_groups"].append(float(n_filtered))
-        metrics["dynamic_sampling/tries"].append(float(tries))
-        metrics["dynamic_sampling/topped_up_groups"].append(float(max(topped_up, 0)))
-        log.debug("dynamic sampling: kept %d groups, filtered %d, %d tries, topped up %d", n_kept, n_filtered, tries,
-                  max(topped_up, 0))
+        self._log_trained_rewards(metrics, logged_before, plan, round_rewards)
         return merged
+
+    def _log_trained_rewards(self, metrics, logged_before: dict[str, int], plan: RefillPlan,
+                             round_rewards: list[Tensor]) -> None:
+        """Reward metrics over the groups the step trains on (TRL logged them per round, dropped groups too)."""
+        from trl.trainer.utils import nanstd
+
+        g, world = self.num_generations, self.accelerator.num_processes
+        for key, start in logged_before.items():
+            del metrics[key][start:]
+        trained = torch.cat([round_rewards[r][j * g:(j + 1) * g] for r, j in plan.final()])
+        total = self._total_rewards(trained)
+        metrics["reward"].append(torch.nanmean(total).item())
+        metrics["reward_std"].append(nanstd(total).item())
+        metrics["frac_reward_zero_std"].append(plan.topped_up / plan.need)
+        for i, name in enumerate(self.reward_func_names):
+            metrics[f"rewards/{name}/mean"].append(torch.nanmean(trained[:, i]).item())
+            metrics[f"rewards/{name}/std"].append(nanstd(trained[:, i]).item())
+        generated = self._total_rewards(torch.cat(round_rewards))
+        metrics["dynamic_sampling/generated_reward"].append(torch.nanmean(generated).item())
+        metrics["dynamic_sampling/kept_groups"].append(float(len(plan.kept)))
+        metrics["dynamic_sampling/filtered_groups"].append(float(plan.filtered))
+        metrics["dynamic_sampling/tries"].append(float(plan.rounds))
+        metrics["dynamic_sampling/topped_up_groups"].append(float(plan.topped_up))
+        metrics["dynamic_sampling/moved_groups"].append(float(len(plan.moves(world))))
+        log.debug("dynamic sampling: kept %d groups, filtered %d, %d rounds, topped up %d, moved %d",
+                  len(plan.kept), plan.filtered, plan.rounds, plan.topped_up, len(plan.moves(world)))

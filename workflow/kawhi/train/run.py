@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -231,18 +232,8 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         gallery_size = int(settings["training"].get("gallery_size", 4))
     set_seed(int(settings["seed"]))
 
-    clean_leftovers(out)
-    fingerprint = run_fingerprint(settings, model_dir, heads, data_files)
-    resume = prepare_resume(out, fingerprint)
-    if resume is not None:
-        log.info("resuming from %s", resume)
-    max_steps = int(settings["training"]["max_steps"])
-    if resume is not None and checkpoint_step(resume) >= max_steps:
-        return _finish_from_checkpoint(resume, settings, algo.name, heads, out, started)
-
     # baselines (kawhi.train.baselines): Step-GRPO reads its key-step column, VPPO hooks the trainer
     step_grpo = algo.step_grpo
-    dataset = load_rl_dataset(data_files, extra_columns=[step_grpo.get("column", "key_steps")] if step_grpo else [])
     vppo = None
     if algo.vppo is not None:
         from kawhi.train.baselines.vppo import VPPOSettings
@@ -251,6 +242,19 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     reward_funcs, reward_weights = build_reward_functions(settings["training"], settings["algorithm"],
                                                          kawhi.delimiter)
     args = build_grpo_config(settings, out / "checkpoints", reward_weights=reward_weights)
+    is_main = args.process_index == 0
+    # Under a multi-process launch the main process removes a killed run's leftovers, discards stale
+    # checkpoints and fills the datasets cache first; the others then find all of it ready.
+    with args.main_process_first(local=False, desc="resume check and dataset"):
+        if is_main:
+            clean_leftovers(out)
+        resume = prepare_resume(out, run_fingerprint(settings, model_dir, heads, data_files))
+        dataset = load_rl_dataset(data_files,
+                                  extra_columns=[step_grpo.get("column", "key_steps")] if step_grpo else [])
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    if resume is not None and checkpoint_step(resume) >= int(settings["training"]["max_steps"]):
+        return _finish_from_checkpoint(resume, settings, algo.name, heads, out, started, write=is_main)
     model, processor = load_policy(model_dir)
     trainer = KawhiGRPOTrainer(
         model=model, processing_class=processor, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
@@ -261,10 +265,9 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     with disk_full_errors(out / "checkpoints", "training (writing checkpoints)"):
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
-        trainer.save_model(str(tmp))
-        processor.save_pretrained(str(tmp))
-    if trainer.gallery:
+    with disk_full_errors(out, "saving the final model"):
+        _save_final(trainer, processor, out / "final")
+    if trainer.gallery and trainer.is_world_process_zero():
         from kawhi.train.gallery import write_gallery
 
         image_token = getattr(processor, "image_token", None)
@@ -286,25 +289,28 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")) if trainer.gallery else [],
         "provenance": provenance(settings),
     }
-    write_json(out / "done.json", record)
+    if trainer.is_world_process_zero():
+        write_json(out / "done.json", record)
     return record
 
 
 def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_name: str, heads: list[int],
-                            out: Path, started: float) -> dict[str, Any]:
+                            out: Path, started: float, write: bool = True) -> dict[str, Any]:
     """Write ``final/`` and ``done.json`` of a run whose training ended at ``checkpoint`` (= max_steps).
 
     Resuming such a checkpoint with transformers would train one more step; its weights are instead the
     run's final weights, loaded and saved as the trained policy is (float32, the processor the trainer
-    stored with the checkpoint, padded on the left). A gallery written before the kill is kept.
+    stored with the checkpoint, padded on the left). A gallery written before the kill is kept. Only
+    the main process writes (``write``); the others return the same record.
     """
     import torch
 
     log.info("%s is at max_steps: writing final/ from it instead of training further", checkpoint)
-    model, processor = load_policy(checkpoint)
-    with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
-        model.save_pretrained(str(tmp))
-        processor.save_pretrained(str(tmp))
+    if write:
+        model, processor = load_policy(checkpoint)
+        with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
+            model.save_pretrained(str(tmp))
+            processor.save_pretrained(str(tmp))
     record = {
         "model": settings.get("model"),
         "algorithm": algo_name,
@@ -321,5 +327,22 @@ def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_nam
         "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")),
         "provenance": provenance(settings),
     }
-    write_json(out / "done.json", record)
+    if write:
+        write_json(out / "done.json", record)
     return record
+
+
+def _save_final(trainer, processor, final: Path) -> None:
+    """The trained model and processor into ``final``, atomically, written by the main process alone.
+
+    Every process calls ``save_model``: under FSDP or ZeRO-3 it gathers the sharded weights collectively,
+    and only the main process writes (transformers' ``should_save``).
+    """
+    if trainer.is_world_process_zero():
+        with atomic_path(final) as tmp:
+            trainer.save_model(str(tmp))
+            processor.save_pretrained(str(tmp))
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            trainer.save_model(scratch)
+

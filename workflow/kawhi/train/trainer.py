@@ -45,6 +45,7 @@ from trl import GRPOTrainer
 from kawhi.config import KawhiSettings
 from kawhi.train.baselines.vppo import VPPOMixin
 from kawhi.train.dynamic_sampling import DynamicSamplingMixin
+from kawhi.train.resume import ResumeMixin
 
 
 class _KawhiAdvantages(GRPOTrainer):
@@ -247,8 +248,9 @@ def _sample_pixels(batch: dict[str, Any], row: int) -> dict[str, Any] | None:
             "image_grid_thw": grid[first:first + counts[row]].detach().cpu()}
 
 
-class KawhiGRPOTrainer(DynamicSamplingMixin, VPPOMixin, _KawhiAdvantages):
-    """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling.
+class KawhiGRPOTrainer(ResumeMixin, DynamicSamplingMixin, VPPOMixin, _KawhiAdvantages):
+    """GRPOTrainer + KAWHI token advantages + DAPO dynamic sampling (+ VPPO when configured); resume loads
+    the checkpoint's weights.
 
     Extra keyword arguments: ``kawhi`` (KawhiSettings; ``enabled=False`` gives TRL's loss exactly),
     ``heads`` (vision-critical query heads), ``dynamic_sampling`` and ``dynamic_sampling_max_tries``,
