@@ -10,9 +10,10 @@ FIGURE4 = [report_file("figure4.png"), report_file("figure4.pdf")]
 CURVES = [report_file("curves.png"), report_file("curves.pdf"), report_file("curves.csv")]
 GALLERY = [report_file("gallery.png"), report_file("gallery.pdf")]
 SUMMARY = [report_file("summary.json"), report_file("summary.md")]
+WARMSTART = [report_file("warmstart.csv"), report_file("warmstart.md")]
 
 # rule all (Snakefile) builds these through common.smk's all_targets()
-REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + CURVES + GALLERY + SUMMARY
+REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + CURVES + GALLERY + SUMMARY + WARMSTART
 
 
 localrules:
@@ -24,6 +25,7 @@ localrules:
     curves,
     gallery,
     summary,
+    warmstart,
     make_table1,
     make_table2,
     make_figure1,
@@ -32,6 +34,7 @@ localrules:
     make_curves,
     make_gallery,
     make_summary,
+    make_warmstart,
 
 
 # ---- named targets -----------------------------------------------------------------------------------
@@ -75,6 +78,11 @@ rule gallery:
 rule summary:
     input:
         SUMMARY,
+
+
+rule warmstart:
+    input:
+        WARMSTART,
 
 
 # ---- artefacts ---------------------------------------------------------------------------------------
@@ -236,3 +244,22 @@ rule make_summary:
         runtime=config["report"]["resources"]["runtime"],
     shell:
         "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md} > {log} 2>&1"
+
+
+def get_warmstart_inputs(wildcards):
+    """Every base (warm-started) policy on every math and chart suite: where RL starts from."""
+    benches = list(dict.fromkeys(config["math_benchmarks"] + config["chart_benchmarks"]))
+    return [eval_base_json(m, b) for m in model_list() for b in benches]
+
+
+rule make_warmstart:
+    input:
+        get_warmstart_inputs,
+    output:
+        csv=report(WARMSTART[0], caption="../report/warmstart.rst", category="Tables", labels={"table": "warm-start pass@k", "format": "csv"}),
+        md=report(WARMSTART[1], caption="../report/warmstart.rst", category="Tables", labels={"table": "warm-start pass@k", "format": "markdown"}),
+    log:
+        f"{LOGS}/report/warmstart.log",
+    threads: 1
+    shell:
+        "kawhi warmstart --results {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

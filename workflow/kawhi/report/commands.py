@@ -1,4 +1,4 @@
-"""``kawhi table1|table2|figure1|figure3|figure4|curves|gallery|summary``: one subcommand per artefact.
+"""``kawhi table1|table2|figure1|figure3|figure4|curves|gallery|summary|warmstart``: one subcommand per artefact.
 
 Every command takes its inputs explicitly: a *manifest* (JSON list, inline or as a file) that names each
 eval JSON or training run and says what it is; the rules in rules/report.smk build those manifests.
@@ -79,6 +79,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out-md", required=True)
     p.set_defaults(handler=run_summary)
 
+    p = subparsers.add_parser("warmstart", help="warm-start table: base policies' sampled pass@1 and pass@k per suite")
+    p.add_argument("--results", nargs="+", required=True, help="base-model eval JSONs (samples logs beside them)")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(handler=run_warmstart)
+
 
 def run_table1(args: argparse.Namespace) -> int:
     from kawhi.report.manifest import parse_manifest
@@ -157,4 +163,12 @@ def run_summary(args: argparse.Namespace) -> int:
 
     summary = write_summary(parse_manifest(args.manifest), args.out_json, args.out_md)
     log.info("KAWHI mean gain %+.2f points over %d comparisons", summary["mean_gain"], summary["n_comparisons"])
+    return 0
+
+
+def run_warmstart(args: argparse.Namespace) -> int:
+    from kawhi.report.warmstart import write_warmstart
+
+    frame = write_warmstart(args.results, args.out_csv, args.out_md)
+    log.info("%d of %d (model, suite) rows in the sharpening regime", int(frame["in_regime"].sum()), len(frame))
     return 0
