@@ -13,9 +13,10 @@ SELECTOR = [report_file(f"selector.{ext}") for ext in ("png", "pdf", "csv", "md"
 CURVES = [report_file("curves.png"), report_file("curves.pdf"), report_file("curves.csv")]
 GALLERY = [report_file("gallery.png"), report_file("gallery.pdf")]
 SUMMARY = [report_file("summary.json"), report_file("summary.md"), report_file("headline.rst")]
+WARMSTART = [report_file("warmstart.csv"), report_file("warmstart.md")]
 
 # rule all (Snakefile) builds these through common.smk's all_targets(); a sweep without variants has no figure
-REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + FIGURE5 + CURVES + GALLERY + SUMMARY
+REPORT_TARGETS = TABLE1 + TABLE2 + FIGURE1 + FIGURE3 + FIGURE4 + FIGURE5 + CURVES + GALLERY + SUMMARY + WARMSTART
 REPORT_TARGETS += FIGURE7 if config["grid"]["skip_ratio_variants"] else []
 REPORT_TARGETS += SELECTOR if config["grid"]["selector_variants"] else []
 
@@ -32,6 +33,7 @@ localrules:
     curves,
     gallery,
     summary,
+    warmstart,
     make_table1,
     make_table2,
     make_figure1,
@@ -43,6 +45,7 @@ localrules:
     make_curves,
     make_gallery,
     make_summary,
+    make_warmstart,
 
 
 # ---- named targets -----------------------------------------------------------------------------------
@@ -101,6 +104,11 @@ rule gallery:
 rule summary:
     input:
         SUMMARY,
+
+
+rule warmstart:
+    input:
+        WARMSTART,
 
 
 # ---- artefacts ---------------------------------------------------------------------------------------
@@ -338,3 +346,22 @@ rule make_summary:
     shell:
         "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md}"
         " --out-rst {output.rst} > {log} 2>&1"
+
+
+def get_warmstart_inputs(wildcards):
+    """Every base (warm-started) policy on every math suite (what Table 1's RL trains and is scored on):
+    where RL starts from. The base model is not evaluated on the chart suites elsewhere in the grid."""
+    return [eval_base_json(m, b) for m in model_list() for b in config["math_benchmarks"]]
+
+
+rule make_warmstart:
+    input:
+        get_warmstart_inputs,
+    output:
+        csv=report(WARMSTART[0], caption="../report/warmstart.rst", category="Tables", labels={"table": "warm-start pass@k", "format": "csv"}),
+        md=report(WARMSTART[1], caption="../report/warmstart.rst", category="Tables", labels={"table": "warm-start pass@k", "format": "markdown"}),
+    log:
+        f"{LOGS}/report/warmstart.log",
+    threads: 1
+    shell:
+        "kawhi warmstart --results {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -30,7 +30,7 @@ REPORT_ARTEFACTS = [
     "figure7.png", "figure7.pdf", "figure7.csv", "figure7.md", "figure7.tex",
     "selector.png", "selector.pdf", "selector.csv", "selector.md", "selector.tex",
     "curves.png", "curves.pdf", "curves.csv", "gallery.png", "gallery.pdf",
-    "summary.json", "summary.md", "headline.rst",
+    "summary.json", "summary.md", "headline.rst", "warmstart.csv", "warmstart.md",
 ]
 
 

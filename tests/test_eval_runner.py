@@ -168,3 +168,48 @@ def test_a_benchmark_column_named_like_a_log_field_is_refused_before_loading(tmp
     table.to_parquet(str(tmp_path / "clash.parquet"))
     with pytest.raises(BadRowError, match="'response'"):
         evaluate(model_dir, tmp_path / "clash.parquet", tmp_path / "r.json", settings_for())
+
+
+# ---- pass@k: k sampled completions per row (eval.num_samples, eval.temperature) -------------------------
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory, model_dir, suite_file):
+    out = tmp_path_factory.mktemp("eval-k") / f"{SUITE}.json"
+    settings = json.dumps(settings_for(num_samples=K, temperature=1.0).to_dict())
+    rc = kawhi_main(["evaluate", "--model", str(model_dir), "--benchmark", SUITE, "--data", str(suite_file),
+                     "--out", str(out), "--settings", settings])
+    assert rc == 0
+    return out
+
+
+def test_pass_at_1_is_the_mean_over_k_draws_and_pass_at_k_the_best_of_them(sampled):
+    result = json.loads(sampled.read_text())
+    lines = read_jsonl(samples_path(sampled))
+    assert result["num_samples"] == K and result["temperature"] == 1.0
+    assert len(lines) == N_ROWS and all(len(line["samples"]) == K for line in lines)
+    draws = [[float(d["score"]) for d in line["samples"]] for line in lines]
+    for line, scores in zip(lines, draws):
+        assert line["score"] == pytest.approx(sum(scores) / K)
+    primary = result["primary"]
+    assert result["metrics"][primary] == pytest.approx(100 * sum(map(sum, draws)) / (K * N_ROWS))
+    assert result["metrics"][primary] == pytest.approx(sum(result["pass_at_1_per_draw"]) / K)
+    assert result["pass_at_k"]["k"] == K
+    assert result["pass_at_k"]["primary"] == pytest.approx(100 * sum(max(s) for s in draws) / N_ROWS)
+    assert result["pass_at_k"]["primary"] >= result["metrics"][primary]
+    # lm-eval's own per-row mean is the same pass@1
+    assert result["lm_eval"]["mean_score"] == pytest.approx(result["metrics"][primary])
+
+
+def test_the_k_draws_are_samples_not_copies(sampled):
+    lines = read_jsonl(samples_path(sampled))
+    assert any(len({d["response"] for d in line["samples"]}) > 1 for line in lines)
+
+
+def test_several_samples_need_a_temperature():
+    with pytest.raises(ValueError, match="num_samples = 4 needs eval.temperature > 0"):
+        settings_for(num_samples=4)
+    with pytest.raises(ValueError, match="at least 1"):
+        settings_for(num_samples=0, temperature=1.0)

@@ -118,3 +118,21 @@ def test_step_stream_runs_the_first_phase_then_the_mix():
     assert phased == step_stream(rows, SFTSettings(max_steps=7, batch_size=2, first_suites=["a"], first_steps=3))
     with pytest.raises(ValueError, match="first_suites"):
         step_stream(rows, SFTSettings(max_steps=2, batch_size=2, first_suites=["c"], first_steps=1))
+
+
+def test_guess_mixture_guesses_a_share_of_multiple_choice_rows_only():
+    from kawhi.data.synthetic import build_rows
+    from kawhi.models.sft import stream_targets, target_text
+
+    rows = build_rows("shapes_arith", "train", 400, seed=0) + build_rows("mme_synth", "train", 50, seed=0)
+    targets = stream_targets(rows, guess_share=0.5, seed=0)
+    guessed = [t != target_text(r) for r, t in zip(rows, targets)]
+    mc = [g for r, g in zip(rows, guessed) if r["suite"] == "shapes_arith"]
+    assert 0.4 < sum(mc) / len(mc) < 0.6
+    assert not any(g for r, g in zip(rows, guessed) if r["suite"] == "mme_synth")
+    for r, t, g in zip(rows, targets, guessed):
+        if g:  # a guess has no reading and boxes one of the options
+            assert t.startswith("The answer is \\boxed{") and t[len("The answer is \\boxed{"):-2] in r["options"]
+    assert stream_targets(rows, 0.0) == [target_text(r) for r in rows]
+    with pytest.raises(ValueError, match="guess_share"):
+        stream_targets(rows, 1.0)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kawhi.data.prompts import OPTION_LETTERS, format_target
+from kawhi.data.synthetic.grading import stated_facts
 from kawhi.data.synthetic import (
     ERROR_CATEGORIES,
     SUITES,
@@ -61,7 +62,12 @@ def test_every_suite_has_the_columns_and_pil_images(suite, suite_factory):
         assert row["options"] == [] if SUITES[suite].yes_no else row["answer"] in row["options"]
         facts = json.loads(row["facts"])
         assert facts["values"] and facts["boxes"]
-        assert len(row["solution"].split("\n\n")) >= 2 or suite == "bars_lookup"
+        # a grounded target has a reading paragraph before the boxed answer (KAWHI weighs paragraphs),
+        # and that reading parses back into the row's facts
+        assert len(format_target(row["solution"], row["answer"]).split("\n\n")) >= 2
+        if not SUITES[suite].yes_no:
+            stated = stated_facts(suite, row["solution"].split("\n\n")[0])
+            assert stated and all(key in facts["values"] for key, _ in stated)
     assert len(set(data["id"])) == len(data)
 
 
@@ -89,9 +95,16 @@ def test_mme_synth_has_two_questions_per_image_one_yes_one_no():
 
 @pytest.mark.parametrize("suite", SUITE_NAMES)
 def test_train_and_test_scenes_do_not_overlap(suite):
+    """Grid suites hold out whole scenes (fact sets); suites with few facts per picture (one colour,
+    one bar) cannot, and hold out pictures: no test picture is pixel-identical to a train picture."""
+    from kawhi.data.synthetic.grading import GRID_SUITES
+    from kawhi.data.synthetic.spec import picture_key
+
     def scenes(split: str, seed: int) -> set[str]:
-        return {json.dumps(json.loads(r["facts"])["values"], sort_keys=True)
-                for r in build_rows(suite, split, 150, seed)}
+        rows = build_rows(suite, split, 150, seed)
+        if suite in GRID_SUITES:
+            return {json.dumps(json.loads(r["facts"])["values"], sort_keys=True) for r in rows}
+        return {picture_key(r["image"]) for r in rows}
 
     train = scenes("train", 0) | scenes("train", 1)
     test = scenes("test", 0)
@@ -114,7 +127,7 @@ def test_question_types_are_balanced_and_answers_spread(suite):
 
 def test_chance_levels():
     assert SUITES["shapes_count"].chance == 25.0
-    assert SUITES["lines_compare"].chance == pytest.approx(100 / 3)
+    assert SUITES["lines_compare"].chance == 25.0   # four options since the curriculum redesign
     assert SUITES["mme_synth"].chance == 50.0
     assert {s.kind for s in SUITES.values()} == {"math", "chart", "mme"}
 
@@ -173,32 +186,30 @@ def test_yes_no_uses_the_first_word():
 
 
 def _hand_row() -> dict:
-    """A hand-made shapes_arith row: two red shapes, one blue, one empty cell; 10 coins, 3 per red."""
+    """A hand-made shapes_count row: two red shapes, one blue, one empty cell; 2 coins a shape."""
     values = {
         "top left": {"color": "red", "shape": "square"}, "top right": {"color": None, "shape": None},
         "bottom left": {"color": "blue", "shape": "circle"}, "bottom right": {"color": "red", "shape": "circle"},
-        "shapes": {"count": 3}, "red shapes": {"count": 2}, "green shapes": {"count": 0},
-        "blue shapes": {"count": 1},
+        "shapes": {"count": 3},
     }
-    return {"id": "hand/0", "suite": "shapes_arith", "answer": "4", "options": ["3", "4", "5", "6"],
-            "question": "You have 10 coins and each red shape costs 3 coins. How many coins are left after "
-                        "buying every red shape?",
+    return {"id": "hand/0", "suite": "shapes_count", "answer": "6", "options": ["5", "6", "7", "8"],
+            "question": "Each shape in the picture costs 2 coins. How many coins do all of them cost?",
             "facts": json.dumps({"values": values, "boxes": {}})}
 
 
 @pytest.mark.parametrize("response,category,misread", [
-    ("Cells: red, empty, blue, red.\n\nRed: 2.\n\n2 x 3 = 6. 10 - 6 = 4.\n\nThe answer is \\boxed{4}.",
+    ("Cells: red, empty, blue, red.\n\nShapes: 3.\n\n3 x 2 = 6.\n\nThe answer is \\boxed{6}.",
      "correct", []),
-    ("Cells: red, red, blue, red.\n\nRed: 3.\n\n3 x 3 = 9. 10 - 9 = 1.\n\nThe answer is \\boxed{1}.",
-     "VP", ["top right", "red shapes"]),
-    ("Cells: red, empty, blue, red.\n\nRed: 2.\n\n2 x 3 = 5. 10 - 5 = 5.\n\nThe answer is \\boxed{5}.",
+    ("Cells: red, red, blue, red.\n\nShapes: 4.\n\n4 x 2 = 8.\n\nThe answer is \\boxed{8}.",
+     "VP", ["top right", "shapes"]),
+    ("Cells: red, empty, blue, red.\n\nShapes: 3.\n\n3 x 2 = 5.\n\nThe answer is \\boxed{5}.",
      "CE", []),
-    ("Cells: red, empty, blue, red.\n\nRed: 2.\n\n2 + 3 = 5. 10 - 5 = 5.\n\nThe answer is \\boxed{5}.",
+    ("Cells: red, empty, blue, red.\n\nShapes: 3.\n\n3 + 2 = 5.\n\nThe answer is \\boxed{5}.",
      "RAE", []),
     ("The answer is \\boxed{5}.", "AO", []),
     ("5", "AO", []),
     ("Let me think about the coins.\n\nThe answer is \\boxed{5}.", "Others", []),
-    ("Cells: red, empty, blue, red.\n\nRed: 2.", "Others", []),
+    ("Cells: red, empty, blue, red.\n\nShapes: 3.", "Others", []),
 ])
 def test_classify_error_on_hand_made_responses(response, category, misread):
     row = _hand_row()
@@ -207,9 +218,9 @@ def test_classify_error_on_hand_made_responses(response, category, misread):
 
 
 @pytest.mark.parametrize("suite,response,category,misread", [
-    ("bars_lookup", "Bars: {a} 9.\n\nThe answer is \\boxed{{{w}}}.", "VP", ["{a} bar"]),
-    ("lines_compare", "Point 1: red 9, blue 9.\n\nThe answer is \\boxed{{{w}}}.", "VP",
-     ["red at point 1", "blue at point 1"]),
+    ("bars_lookup", "Bar: {a} 9.\n\nThe answer is \\boxed{{{w}}}.", "VP", ["{a} bar"]),
+    ("lines_compare", "Highest: 9. Lowest: 9.\n\nThe answer is \\boxed{{{w}}}.", "VP", ["highest", "lowest"]),
+    ("shapes_arith", "Shape: purple.\n\nThe answer is \\boxed{{{w}}}.", "VP", ["shape"]),
     ("mme_synth", "Cells: purple star.\n\nThe answer is \\boxed{{{w}}}.", "VP", ["top left"]),
 ])
 def test_misread_facts_name_the_wrong_fact(suite, response, category, misread):

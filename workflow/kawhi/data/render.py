@@ -1,4 +1,4 @@
-"""PIL drawing for the synthetic suites: 2x2 shape grids, bar charts and line charts.
+"""PIL drawing for the synthetic suites: one big shape, 2x2 shape grids, bar charts and line charts.
 
 Every picture is laid out on a 64-unit canvas and scaled to ``size`` pixels. The layout is coarse on
 purpose and aligned to the tiny models' visual tokens: with 8-px patches and a 2x2 spatial merge, a
@@ -66,6 +66,23 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, fill: tuple[int, int, int
         raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
+# One big shape: 40-56 of the 64 layout units, so its colour fills most of the 16 visual tokens. At
+# 20-34 units the tiny models did not learn the colour in 2,500 SFT steps; at 44-60 they did in 1,500
+# (issue 14's probe).
+BIG_SHAPE_SIDE = (40.0, 56.0)
+
+
+def render_shape(color: str, shape: str, size: int, rng: random.Random) -> tuple[Image.Image, dict[str, Box]]:
+    """One big shape on a white picture; its box is keyed "shape"."""
+    image = Image.new("RGB", (size, size), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    side = rng.uniform(*BIG_SHAPE_SIDE)
+    x0, y0 = rng.uniform(2, CANVAS - 2 - side), rng.uniform(2, CANVAS - 2 - side)
+    box = _scale((x0, y0, x0 + side, y0 + side), size)
+    _draw_shape(draw, shape, _shade(COLORS[color], rng), box)
+    return image, {"shape": box}
+
+
 def render_grid(cells: dict[str, tuple[str, str] | None], size: int, rng: random.Random) -> tuple[Image.Image, dict[str, Box]]:
     """A 2x2 grid; ``cells[position]`` is (colour, shape) or None for an empty cell."""
     image = Image.new("RGB", (size, size), BACKGROUND)
@@ -118,13 +135,19 @@ def _chart_canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     return image, draw
 
 
-def render_bars(bars: Sequence[tuple[int, str, int]], size: int, rng: random.Random) -> tuple[Image.Image, dict[str, Box]]:
-    """A bar chart; ``bars`` holds (slot 0..3, colour, value 1..4). Boxes are keyed "<colour> bar"."""
+def render_bars(bars: Sequence[tuple[int, str, int]], size: int, rng: random.Random,
+                slots: int = 4) -> tuple[Image.Image, dict[str, Box]]:
+    """A bar chart; ``bars`` holds (slot 0..slots-1, colour, value 1..4). Boxes are keyed "<colour> bar".
+
+    The canvas width is split into ``slots`` equal slots; a bar fills 55-75 % of its slot's width
+    (two slots: a bar two tokens wide).
+    """
     image, draw = _chart_canvas(size)
     boxes: dict[str, Box] = {}
+    slot_width = CANVAS / slots
     for slot, color, value in bars:
-        width = rng.uniform(9, 12)
-        x0 = slot * 16 + (16 - width) / 2 + rng.uniform(-1, 1)
+        width = slot_width * rng.uniform(0.55, 0.75)
+        x0 = slot * slot_width + (slot_width - width) / 2 + rng.uniform(-1, 1)
         box = _scale((x0, BAR_BASE - value * BAR_UNIT, x0 + width, BAR_BASE), size)
         draw.rectangle(box, fill=_shade(COLORS[color], rng))
         boxes[f"{color} bar"] = box

@@ -28,6 +28,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="override eval.limit (first N rows)")
     p.add_argument("--batch-size", type=int, help="override eval.batch_size")
     p.add_argument("--max-new-tokens", type=int, help="override eval.max_new_tokens")
+    p.add_argument("--num-samples", type=int, help="override eval.num_samples (k completions per row)")
+    p.add_argument("--temperature", type=float, help="override eval.temperature (0 = greedy)")
     p.add_argument("--model-name", help="model name recorded in the result (default: directory name)")
     p.add_argument("--checkpoint", help="checkpoint label recorded in the result (default: the directory)")
     add_settings_arguments(p)
@@ -72,14 +74,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"--benchmark {args.benchmark!r} disagrees with settings benchmark "
                          f"{raw['benchmark']!r}")
     raw["benchmark"] = args.benchmark
-    for key in ("backend", "limit", "batch_size", "max_new_tokens"):
+    for key in ("backend", "limit", "batch_size", "max_new_tokens", "num_samples", "temperature"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value
     settings = EvalSettings.from_dict(raw)
     result = evaluate(args.model, args.data, args.out, settings, model_name=args.model_name,
                       checkpoint=args.checkpoint)
-    print(json.dumps({k: result[k] for k in ("benchmark", "metrics", "primary", "n", "n_skipped")}))
+    print(json.dumps({k: result[k] for k in ("benchmark", "metrics", "primary", "n", "n_skipped", "num_samples",
+                                            "pass_at_k") if k in result}))
     return 0
 
 

@@ -4,6 +4,12 @@ lm-eval does the generation (``hf-multimodal`` on CPU/GPU, ``vllm-vlm`` on GPU),
 with the model's chat template, batching and per-sample bookkeeping; the project supplies the task
 (:mod:`kawhi.eval.tasks`) and the scoring (:mod:`kawhi.eval.rescore`, also behind ``kawhi score``).
 Outputs: the result JSON and ``{stem}.samples.jsonl`` beside it, both written atomically.
+
+With ``num_samples`` = k > 1 (sampled at ``temperature``) the result's ``metrics`` are pass@1 -- each
+metric computed on each of the k draws and averaged -- and ``pass_at_k`` holds the metrics of the best
+of the k completions per row (pass@k for 0/1 scores). One samples line per row still: its ``score`` is
+the row's mean over the k draws, ``samples`` lists every draw (response, extracted answer, score), and
+``response``/``extracted``/``scoring`` are the first draw's.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 from kawhi.atomic import write_json, write_text
 from kawhi.eval.rescore import iter_jsonl, result_document, sample_line, score_samples
 from kawhi.eval.tasks import (LOG_KEYS, BadRowError, BenchmarkTask, find_bad_rows, load_benchmark,
-                              row_without_images)
+                              responses_of, row_without_images)
 from kawhi.gpu import GPUUnavailableError, cuda_device_count
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ class EvalSettings:
     limit: int | None = None
     skip_bad_rows: bool = False
     judge: dict[str, Any] | None = None
+    num_samples: int = 1       # k completions per row; pass@1 = mean over them, pass@k = best of them
+    temperature: float = 0.0   # 0 = greedy (then num_samples must be 1)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +61,13 @@ class EvalSettings:
             raise ValueError(f"eval.backend must be one of {BACKENDS}, got {d.get('backend')!r}")
         return cls(**{k: v for k, v in d.items() if k in known},
                    extra={k: v for k, v in d.items() if k not in known})
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"eval.num_samples must be at least 1, got {self.num_samples}")
+        if self.num_samples > 1 and self.temperature == 0:
+            raise ValueError(f"eval.num_samples = {self.num_samples} needs eval.temperature > 0 (greedy "
+                             f"decoding draws the same completion k times)")
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
@@ -154,7 +169,8 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
 
     task = BenchmarkTask(benchmark=settings.benchmark, data_file=data_file, scorer=scorer,
                          max_new_tokens=settings.max_new_tokens,
-                         skip_ids=frozenset(b.row_id for b in bad))
+                         skip_ids=frozenset(b.row_id for b in bad),
+                         num_samples=int(settings.num_samples), temperature=float(settings.temperature))
     if lm is None:
         lm = build_lm(model_dir, settings.backend, settings.batch_size, settings.max_new_tokens,
                       seed=int(settings.seed))
@@ -169,28 +185,64 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
     docs = task.process_docs(dataset)
     samples = sorted(output["samples"][task.name], key=lambda s: s["doc_id"])
     rows = [row_without_images(docs[int(s["doc_id"])]) for s in samples]
-    responses = [_response(s) for s in samples]
+    draws = [_responses(s) for s in samples]  # per row: its k completions
+    k = int(settings.num_samples)
+    if any(len(d) != k for d in draws):
+        raise RuntimeError(f"lm-eval returned {sorted({len(d) for d in draws})} completions per row, "
+                           f"expected eval.num_samples = {k}")
     prompts = [s["arguments"][0][0] for s in samples]
-    scored, metrics = score_samples(scorer, rows, responses, precomputed=task.scored)
+    scored_draws, metric_draws = [], []
+    for j in range(k):
+        scored_j, metrics_j = score_samples(scorer, rows, [d[j] for d in draws], precomputed=task.scored)
+        scored_draws.append(scored_j)
+        metric_draws.append(metrics_j)
+    metrics = {name: sum(m[name] for m in metric_draws) / k for name in metric_draws[0]}
+    sampling = {"num_samples": k, "temperature": float(settings.temperature)}
+    if k > 1:
+        sampling["pass_at_1_per_draw"] = [m[scorer.primary] for m in metric_draws]
+        sampling["pass_at_k"] = pass_at_k(scorer, rows, scored_draws)
 
     lm_eval_mean = output["results"][task.name].get("score,none")
     result = result_document(
         benchmark=settings.benchmark, scorer=scorer, metrics=metrics, n=len(rows), n_skipped=len(bad),
         judge=judge, settings=settings.to_dict(), model=model_name or Path(model_dir).name,
         checkpoint=checkpoint or str(model_dir),
-        skipped_ids=[b.row_id for b in bad],
+        skipped_ids=[b.row_id for b in bad], **sampling,
         lm_eval={"task": task.name, "mean_score": None if lm_eval_mean is None else 100.0 * lm_eval_mean,
                  "backend": settings.backend, "batch_size": settings.batch_size,
                  "max_new_tokens": settings.max_new_tokens, "limit": settings.limit},
         wall_time_s=round(time.perf_counter() - started, 3))
-    lines = [sample_line(r, p, resp, s) for r, p, resp, s in zip(rows, prompts, responses, scored)]
+    lines = [row_line(row, prompt, [d[i] for d in scored_draws], draw)
+             for i, (row, prompt, draw) in enumerate(zip(rows, prompts, draws))]
     write_text(samples_path(out), iter_jsonl(lines))
     write_json(out, result)  # last: the result's existence means the samples beside it are complete
     return result
 
 
-def _response(sample: dict[str, Any]) -> str:
-    """The generated text of one lm-eval sample (generate_until: one request, one response)."""
+def _responses(sample: dict[str, Any]) -> list[str]:
+    """The k completions of one lm-eval sample (generate_until with ``repeats`` = k, ``take_first_k``)."""
     filtered = sample.get("filtered_resps")
-    value = filtered[0] if filtered else sample["resps"][0][0]
-    return value[0] if isinstance(value, list) else value
+    if filtered:
+        return responses_of(filtered[0])
+    return [r[0] if isinstance(r, list) else r for r in sample["resps"]]
+
+
+def pass_at_k(scorer: Any, rows: list[dict[str, Any]], scored_draws: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """pass@k: the benchmark's metrics over the best of the k draws per row (highest score; the first
+    among equals). For 0/1 scores the primary metric is the share of rows with a right answer in k."""
+    k = len(scored_draws)
+    best = [max((draws[i] for draws in scored_draws), key=lambda s: float(s["score"]))
+            for i in range(len(rows))]
+    metrics = {name: float(value) for name, value in scorer.aggregate(rows, best).items()}
+    return {"k": k, "metrics": metrics, "primary": metrics[scorer.primary]}
+
+
+def row_line(row: dict[str, Any], prompt: str | None, scored: list[dict[str, Any]], responses: list[str]) -> dict[str, Any]:
+    """One samples line per row: the first draw's fields, ``score`` = the mean over the draws (the row's
+    pass@1, what a paired comparison over items uses) and, with k > 1, every draw under ``samples``."""
+    line = sample_line(row, prompt, responses[0], scored[0])
+    if len(responses) > 1:
+        line["score"] = sum(float(s["score"]) for s in scored) / len(scored)
+        line["samples"] = [{"response": r, "extracted": s.get("extracted"), "score": s.get("score")}
+                           for r, s in zip(responses, scored)]
+    return line

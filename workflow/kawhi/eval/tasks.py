@@ -4,8 +4,11 @@ A benchmark (a prepared hub benchmark or a synthetic suite) is local parquet wit
 ``id, image, question, answer, options`` next to its original hub columns. :class:`BenchmarkTask`
 turns it into an lm-eval task dict (``task_config``): the parquet is read by lm-eval through
 ``datasets`` (``data_files``), the prompt is :func:`kawhi.data.prompts.build_messages` rendered with the
-model's chat template by lm-eval's ``apply_chat_template``, decoding is greedy, and
-``process_results`` calls the benchmark scorer's ``score_sample``.
+model's chat template by lm-eval's ``apply_chat_template``, and ``process_results`` calls the benchmark
+scorer's ``score_sample``. Decoding is greedy by default; with ``num_samples`` = k > 1 lm-eval draws k
+samples per row at ``temperature`` (its ``repeats``, kept whole by its ``take_first_k`` filter), and the
+per-row score lm-eval averages is the mean over the k samples: pass@1. pass@k is computed from the
+logged samples afterwards (:mod:`kawhi.eval.runner`).
 
 lm-eval averages per-sample scores; the official aggregate metrics (MME acc+, WeMath composites, ...)
 are computed afterwards by :mod:`kawhi.eval.rescore` from the logged samples, the same code that
@@ -30,7 +33,7 @@ IMAGE_PLACEHOLDER = "<image>"
 TASK_PREFIX = "kawhi_"
 SPLIT = "test"
 # Keys a samples line adds to the benchmark row; `kawhi score` drops them before re-scoring.
-LOG_KEYS = ("prompt", "response", "extracted", "score", "scoring")
+LOG_KEYS = ("prompt", "response", "extracted", "score", "scoring", "samples")
 
 
 # ---- rows: images and JSON-able copies ----------------------------------------------------------------
@@ -117,6 +120,17 @@ class BenchmarkTask:
     scorer: Any
     max_new_tokens: int
     skip_ids: frozenset[str] = frozenset()
+    num_samples: int = 1        # k: completions drawn per row (lm-eval repeats)
+    temperature: float = 0.0    # 0: greedy; k > 1 needs > 0
+
+    def __post_init__(self) -> None:
+        if int(self.num_samples) < 1:
+            raise ValueError(f"eval.num_samples must be at least 1, got {self.num_samples}")
+        if self.temperature < 0:
+            raise ValueError(f"eval.temperature must be >= 0, got {self.temperature}")
+        if self.num_samples > 1 and self.temperature == 0:
+            raise ValueError(f"eval.num_samples = {self.num_samples} needs eval.temperature > 0: greedy "
+                             f"decoding gives the same completion every time")
     scored: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -140,10 +154,12 @@ class BenchmarkTask:
 
     def process_results(self, doc: dict[str, Any], results: list[str]) -> dict[str, float]:
         row = row_without_images(doc)
-        response = results[0]
-        scored = self.scorer.score_sample(row, response)
-        self.scored[sample_key(row, response)] = scored
-        return {"score": float(scored["score"])}
+        scores = []
+        for response in responses_of(results[0]):
+            scored = self.scorer.score_sample(row, response)
+            self.scored[sample_key(row, response)] = scored
+            scores.append(float(scored["score"]))
+        return {"score": sum(scores) / len(scores)}  # the row's pass@1: mean over its samples
 
     def task_config(self) -> dict[str, Any]:
         """The lm-eval task dict (what a task YAML would hold, with our functions as callables)."""
@@ -158,14 +174,34 @@ class BenchmarkTask:
             "doc_to_text": self.doc_to_text,
             "doc_to_target": "answer",
             "process_results": self.process_results,
-            # Greedy; stop only at end of turn ("until": [] gets the EOS added by lm-eval), never at
+            # Stop only at end of turn ("until": [] gets the EOS added by lm-eval), never at
             # lm-eval's default "\n\n", which separates our reasoning paragraphs.
-            "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
-                                  "max_gen_toks": int(self.max_new_tokens)},
+            "generation_kwargs": self.generation_kwargs(),
+            "repeats": int(self.num_samples),
+            # lm-eval's default filter keeps only the first of the repeats; keep all k.
+            "filter_list": [{"name": "none", "filter": [{"function": "take_first_k", "k": int(self.num_samples)}]}],
             "num_fewshot": 0,
             "metric_list": [{"metric": "score", "aggregation": "mean", "higher_is_better": True}],
             "metadata": {"version": 1.0, "benchmark": self.benchmark},
         }
+
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Greedy at temperature 0; else plain ancestral sampling (no top-k/top-p truncation, as RL
+        rollouts sample), so pass@1 is the policy's own expected accuracy."""
+        if self.temperature == 0:
+            return {"until": [], "do_sample": False, "temperature": 0.0, "max_gen_toks": int(self.max_new_tokens)}
+        return {"until": [], "do_sample": True, "temperature": float(self.temperature), "top_k": 0,
+                "top_p": 1.0, "max_gen_toks": int(self.max_new_tokens)}
+
+
+def responses_of(value: Any) -> list[str]:
+    """The completions of one row as lm-eval hands them over: a list of k (take_first_k) or one string."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise TypeError(f"expected a completion or a list of completions, got {value!r:.200}")
 
 
 def prompt_text(row: dict[str, Any], n_images: int, yes_no: bool) -> str:

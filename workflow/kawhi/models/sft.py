@@ -7,8 +7,12 @@ pairs: the prompt is ``prompts.build_messages`` (the format every later stage us
 the reference target, and the loss covers the completion only (TRL's ``completion_only_loss``).
 
 Targets: ``prompts.format_target(solution, answer)`` -- reasoning paragraphs, then the boxed answer
--- except for yes/no (MME-style) rows, whose target puts the bare "Yes"/"No" first and the solution's
-fact paragraphs after it: MME is scored from the first answer word (head identification reads the
+-- or, for a ``guess_share`` of the multiple-choice examples, an ungrounded guess (``guess_target``:
+"The answer is \\boxed{Y}." with Y drawn uniformly from the options). The mixture puts the warm
+start in the regime where RLVR works on real models: the policy samples both behaviours, the grounded
+one right far more often than chance, so pass@k stands well above pass@1 and RL has a behaviour to
+select (docs/data.md, "The warm-start regime"). Yes/no (MME-style) rows are never guessed; their
+target puts the bare "Yes"/"No" first and the solution's fact paragraphs after it: MME is scored from the first answer word (head identification reads the
 first token), so the model must answer first, as the real Qwen-VL models do under MME's "Please
 answer yes or no." instruction; the facts after it still teach perception.
 
@@ -48,6 +52,7 @@ class SFTSettings:
     suite_weights: dict[str, float] | None = None  # suite -> share multiplier of its train rows (default 1)
     first_suites: list[str] | None = None  # suites of the first phase (None: no first phase)
     first_steps: int = 0                   # steps of the first phase
+    guess_share: float = 0.0               # share of multiple-choice examples with an ungrounded guess target
     seed: int = 0
 
     @classmethod
@@ -110,11 +115,35 @@ def target_text(row: dict[str, Any]) -> str:
     return format_target(row.get("solution") or "", answer)
 
 
-def sft_example(row: dict[str, Any]) -> dict[str, Any]:
-    """A conversational prompt-completion example with its images, as TRL's VLM collator reads it."""
+def guess_target(row: dict[str, Any], rng) -> str:
+    """An ungrounded completion: no reading, no computation, a uniform guess among the options."""
+    return format_target("", str(rng.choice(list(row["options"]))))
+
+
+def stream_targets(stream: Sequence[dict[str, Any]], guess_share: float, seed: int = 0) -> list[str]:
+    """The target of every example in the step stream: a seeded ``guess_share`` of the multiple-choice
+    ones are guesses, drawn afresh each time a row comes round, so no picture is tied to one behaviour."""
+    import random
+
+    if not 0.0 <= guess_share < 1.0:
+        raise ValueError(f"sft.guess_share must lie in [0, 1), got {guess_share}")
+    rng = random.Random(f"guess/{seed}")
+    targets = []
+    for row in stream:
+        guessed = bool(row.get("options")) and not is_yes_no(row) and rng.random() < guess_share
+        targets.append(guess_target(row, rng) if guessed else target_text(row))
+    return targets
+
+
+def sft_example(row: dict[str, Any], target: str | None = None) -> dict[str, Any]:
+    """A conversational prompt-completion example with its images, as TRL's VLM collator reads it.
+
+    ``target`` replaces the reference completion (``target_text``), e.g. with a guess.
+    """
+    text = target_text(row) if target is None else target
     return {
         "prompt": prompt_messages(row),
-        "completion": [{"role": "assistant", "content": [{"type": "text", "text": target_text(row)}]}],
+        "completion": [{"role": "assistant", "content": [{"type": "text", "text": text}]}],
         "images": row_images(row),
     }
 
@@ -244,7 +273,9 @@ def train_sft(model_dir: str | Path, train_files: Sequence[str | Path], out_dir:
                                                settings.eval_batch_size)
 
     train_rows = weight_rows(train_rows, settings.suite_weights or {}, settings.seed)
-    dataset = Dataset.from_list([sft_example(r) for r in step_stream(train_rows, settings)])
+    stream = step_stream(train_rows, settings)
+    targets = stream_targets(stream, settings.guess_share, settings.seed)
+    dataset = Dataset.from_list([sft_example(r, t) for r, t in zip(stream, targets)])
     model.train()
     with tempfile.TemporaryDirectory(prefix="kawhi-sft-") as scratch:
         trainer = SFTTrainer(model=model, args=_sft_config(settings, Path(scratch)),

@@ -1,4 +1,4 @@
-"""``kawhi table1|table2|figure1|figure3|figure4|figure5|figure7|selector|curves|gallery|summary``: one
+"""``kawhi table1|table2|figure1|figure3|figure4|figure5|figure7|selector|curves|gallery|summary|warmstart``: one
 subcommand per artefact.
 
 Every command takes its inputs explicitly: a *manifest* (JSON list, inline or as a file) that names each
@@ -105,6 +105,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-rst", default=None, help="the headline results as reStructuredText (report landing page)")
     p.set_defaults(handler=run_summary)
+
+    p = subparsers.add_parser("warmstart", help="warm-start table: base policies' sampled pass@1 and pass@k per suite")
+    p.add_argument("--results", nargs="+", required=True, help="base-model eval JSONs (samples logs beside them)")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(handler=run_warmstart)
 
 
 def run_table1(args: argparse.Namespace) -> int:
@@ -223,4 +229,12 @@ def run_summary(args: argparse.Namespace) -> int:
     summary = write_summary(parse_manifest(args.manifest), args.out_json, args.out_md, args.out_rst)
     log.info("KAWHI against its algorithm: %d significant gains, %d significant losses, %d not significant",
              summary["significant_gains"], summary["significant_losses"], summary["not_significant"])
+    return 0
+
+
+def run_warmstart(args: argparse.Namespace) -> int:
+    from kawhi.report.warmstart import write_warmstart
+
+    frame = write_warmstart(args.results, args.out_csv, args.out_md)
+    log.info("%d of %d (model, suite) rows in the sharpening regime", int(frame["in_regime"].sum()), len(frame))
     return 0

@@ -1,87 +1,75 @@
-"""bars_lookup (chart-style): a bar chart of 3-4 coloured bars with values 1..4 on grid lines.
+"""bars_lookup (chart-style): read a bar chart, then answer or compute.
 
-Questions, easy to hard: name the colour of the leftmost bar (a colour read, no height), name the
-tallest bar (arg-max; it stands at least two steps above every other bar), read one bar (lookup), and
-the difference of two bars. Answers are uniform over the four options of each type. Chance 25%.
+Two pictures: a single bar two tokens wide in one of two slots (value 1..4 on the grid lines), and
+three bars in four slots of which one stands two or more steps above the others. Questions: the
+value of the single bar, that value plus a number from the question, and the colour of the tallest
+of three bars. The facts are the single bar ("Bar: blue 3.") or the tallest bar ("Tallest: green
+4."): one reading each, of the kind the tiny models learn in a few hundred SFT steps. Answers are
+uniform over four options; chance 25%.
 """
 
 from __future__ import annotations
 
-import json
 import random
 
-from kawhi.data.render import render_bars
-from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec
+from kawhi.data.render import COLORS as COLOR_RGB, render_bars
+from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec, number_options, picture_key
 
-COLORS = ("red", "green", "blue", "yellow")
-QUESTION_TYPES = (QuestionType("leftmost", 4), QuestionType("argmax", 4), QuestionType("lookup", 4),
-                  QuestionType("difference", 4))
+COLORS = tuple(COLOR_RGB)
+QUESTION_TYPES = (QuestionType("value", 4), QuestionType("more", 4), QuestionType("tallest", 4))
 
 
-def _chart(rng: random.Random, fixed: dict[str, int]) -> list[tuple[int, str, int]]:
-    """3-4 bars in random slots and colours, with the values in ``fixed`` forced."""
-    n = rng.randint(max(3, len(fixed)), 4)
-    others = [c for c in COLORS if c not in fixed]
-    colors = list(fixed) + rng.sample(others, n - len(fixed))
+def _single_bar(rng: random.Random, value: int) -> tuple[list[tuple[int, str, int]], int]:
+    return [(rng.randrange(2), rng.choice(COLORS), value)], 2
+
+
+def _tallest_of_three(rng: random.Random, color: str) -> tuple[list[tuple[int, str, int]], int]:
+    """Three bars in four slots; ``color`` is the tallest, two or more steps above the others."""
+    top = rng.randint(3, 4)
+    colors = [color] + rng.sample([c for c in COLORS if c != color], 2)
     rng.shuffle(colors)
-    slots = sorted(rng.sample(range(4), n))
-    return [(s, c, fixed[c] if c in fixed else rng.randint(1, 4)) for s, c in zip(slots, colors)]
-
-
-def _bars_sentence(bars: list[tuple[int, str, int]], only: tuple[str, ...] = ()) -> str:
-    """"Bars: red 3, blue 1." -- the bars left to right, or just those named in ``only`` in that order."""
-    value = {c: v for _, c, v in bars}
-    names = only or tuple(c for _, c, _ in bars)
-    return "Bars: " + ", ".join(f"{c} {value[c]}" for c in names) + "."
+    slots = sorted(rng.sample(range(4), 3))
+    return [(s, c, top if c == color else rng.randint(1, top - 2)) for s, c in zip(slots, colors)], 4
 
 
 def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Item]:
-    if qtype.name == "lookup":
-        color, v = rng.choice(COLORS), rng.randint(1, 4)
-        bars = _chart(rng, {color: v})
-        question = f"What is the value of the {color} bar?"
-        answer, options, steps = str(v), ["1", "2", "3", "4"], [_bars_sentence(bars, (color,))]
-    elif qtype.name == "leftmost":
-        color = rng.choice(COLORS)
-        bars = _chart(rng, {color: rng.randint(1, 4)})
-        first = min(s for s, _, _ in bars)
-        # Swap colours so that the asked colour stands in the leftmost occupied slot.
-        other = next(c for s, c, _ in bars if s == first)
-        swap = {color: other, other: color}
-        bars = sorted((s, swap.get(c, c), v) for s, c, v in bars)
-        question = "What colour is the leftmost bar?"
-        answer, options = color, list(COLORS)
-        steps = [_bars_sentence(bars), f"Leftmost: {color}."]
-    elif qtype.name == "argmax":
-        # A clear winner: the tallest bar is two or more steps above the rest (coarse heights only).
-        color, top = rng.choice(COLORS), rng.randint(3, 4)
-        bars = _chart(rng, {color: top})
-        bars = [(s, c, v if c == color else rng.randint(1, top - 2)) for s, c, v in bars]
+    if qtype.name == "value":
+        value = rng.randint(1, 4)
+        bars, slots = _single_bar(rng, value)
+        question = "What is the value of the bar?"
+        answer, options, steps = value, ["1", "2", "3", "4"], []
+    elif qtype.name == "more":
+        value, k = rng.randint(1, 4), rng.randint(1, 3)
+        bars, slots = _single_bar(rng, value)
+        question = f"The bar shows how many apples were sold on Monday. On Tuesday {k} more were sold. How many apples were sold on Tuesday?"
+        answer = value + k
+        options = number_options(rng, answer, low=2)
+        steps = [f"{value} + {k} = {answer}."]
+    elif qtype.name == "tallest":
+        answer = rng.choice(COLORS)
+        bars, slots = _tallest_of_three(rng, answer)
         question = "Which bar is the tallest?"
-        answer, options = color, list(COLORS)
-        steps = [_bars_sentence(bars), f"Tallest: {color}."]
-    elif qtype.name == "difference":
-        a, b = rng.sample(COLORS, 2)
-        d = rng.randint(0, 3)
-        vb = rng.randint(1, 4 - d)
-        bars = _chart(rng, {a: vb + d, b: vb})
-        question = f"How much taller is the {a} bar than the {b} bar?"
-        answer, options = str(d), ["0", "1", "2", "3"]
-        steps = [_bars_sentence(bars, (a, b)), f"{vb + d} - {vb} = {d}."]
+        options, steps = list(COLORS), []
     else:
         raise ValueError(f"bars_lookup has no question type {qtype.name!r}")
-    image, boxes = render_bars(bars, image_size, rng)
-    facts = {"layout": "bar chart, 4 slots left to right, values 1..4",
+    image, boxes = render_bars(bars, image_size, rng, slots=slots)
+    if len(bars) == 1:
+        (_, color, value), = bars
+        reading = f"Bar: {color} {value}."
+    else:
+        _, color, value = max(bars, key=lambda b: b[2])
+        reading = f"Tallest: {color} {value}."
+    facts = {"layout": f"bar chart, {slots} slots left to right, values 1..4",
              "values": {f"{c} bar": {"value": v, "slot": s} for s, c, v in bars}, "boxes": boxes}
-    key = json.dumps(sorted(bars))
-    return [Item(question, answer, options, "\n\n".join(steps), qtype.name, facts, image, key)]
+    solution = "\n\n".join([reading] + steps)
+    return [Item(question, str(answer), options, solution, qtype.name, facts, image, picture_key(image))]
 
 
 SPEC = SuiteSpec(
     name="bars_lookup",
     kind="chart",
-    description="Bar chart of 3-4 coloured bars (values 1..4): colour of the leftmost bar, tallest bar, "
-                "value lookup, difference of two bars (4 options).",
+    description="Bar charts: the value of a single bar, that value plus a number from the question, or the "
+                "colour of the clearly tallest of three bars (4 options).",
     question_types=QUESTION_TYPES,
     sample=sample,
 )

@@ -2,10 +2,10 @@
 
 The reference solutions use a small fixed grammar, so a response that follows it can be parsed back:
 
-- visual facts: "Cells: red, empty, blue square, red." (2x2 grid, reading order), "Red: 2." /
-  "Shapes: 3." (counts), "Top left: red circle." / "Red circle: top left." / "Red circle: none."
-  (grid objects), "Bars: red 3, blue 1." (bar values), "Point 3: red 2, blue 4." and
-  "Red: 1, 3, 2, 4." (line values);
+- visual facts: "Shapes: 3." / "Red: 2." (counts), "Cells: red, empty, blue square, red." (2x2 grid,
+  reading order), "Top left: red circle." / "Red circle: top left." / "Red circle: none." (grid
+  objects), "Shape: green." (one big shape), "Bar: red 3." / "Tallest: red 3." (bar values),
+  "Highest: 4." / "Lowest: 1." (line heights);
 - arithmetic steps: "a + b = c", "a x b = c", "a - b = c" (any chain of + - x);
 - the final answer: "\\boxed{...}" or "the answer is ..." (answers.extract_answer).
 
@@ -26,7 +26,7 @@ from kawhi.data.render import COLORS, GRID_POSITIONS, SHAPES
 from kawhi.data.synthetic.registry import get_suite
 
 ERROR_CATEGORIES = ("correct", "VP", "AO", "CE", "RAE", "Others")
-GRID_SUITES = ("shapes_count", "shapes_arith", "mme_synth")
+GRID_SUITES = ("shapes_count", "mme_synth")
 
 _COLOR = "|".join(COLORS)
 _SHAPE = "|".join(SHAPES)
@@ -37,10 +37,9 @@ _CELLS = re.compile(r"cells\s*:\s*([^\n]*)", _FLAGS)
 _COUNT = re.compile(rf"\b(shapes|{_COLOR})\s*:\s*(\d+)(?!\s*[\d,+\-x*×=])", _FLAGS)
 _CELL_IS = re.compile(rf"\b({_POSITION})\s*:\s*({_COLOR}|empty)(?:\s+({_SHAPE}))?", _FLAGS)
 _OBJECT_AT = re.compile(rf"\b({_COLOR})\s+({_SHAPE})\s*:\s*({_POSITION}|none)", _FLAGS)
-_BARS = re.compile(r"bars\s*:\s*([^\n]*)", _FLAGS)
-_BAR_VALUE = re.compile(rf"\b({_COLOR})\s+(\d+)", _FLAGS)
-_POINT = re.compile(r"\bpoint\s*(\d+)\s*:\s*([^\n]*)", _FLAGS)
-_LINE = re.compile(rf"\b({_COLOR})\s*:\s*(\d+(?:\s*,\s*\d+)+)", _FLAGS)
+_SHAPE_IS = re.compile(rf"\bshape\s*:\s*(\w+)", _FLAGS)
+_BAR = re.compile(r"\b(?:bar|tallest)\s*:\s*(\w+)\s+(\d+)", _FLAGS)
+_EXTREME = re.compile(r"\b(highest|lowest)\s*:\s*(\d+)", _FLAGS)
 _EQUATION = re.compile(r"(?<![\d.])(\d+(?:\s*[-+x*×]\s*\d+)+)\s*=\s*(-?\d+)")
 _ANSWER_ONLY = re.compile(
     r"\s*(?:so\s*,?\s*)?(?:the\s+)?(?:final\s+)?(?:answer\s*(?:is|:)\s*:?\s*)?"
@@ -87,20 +86,16 @@ def _grid_statements(response: str) -> list[tuple[str, dict[str, Any]]]:
     return stated
 
 
+def _shape_statements(response: str) -> list[tuple[str, dict[str, Any]]]:
+    return [("shape", {"color": m.group(1).lower()}) for m in _SHAPE_IS.finditer(response)]
+
+
 def _bar_statements(response: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{m.group(1).lower()} bar", {"value": int(m.group(2))})
-            for listing in _BARS.finditer(response) for m in _BAR_VALUE.finditer(listing.group(1))]
+    return [(f"{m.group(1).lower()} bar", {"value": int(m.group(2))}) for m in _BAR.finditer(response)]
 
 
 def _line_statements(response: str) -> list[tuple[str, dict[str, Any]]]:
-    stated = []
-    for point in _POINT.finditer(response):
-        for m in _BAR_VALUE.finditer(point.group(2)):
-            stated.append((f"{m.group(1).lower()} at point {point.group(1)}", {"value": int(m.group(2))}))
-    for line in _LINE.finditer(response):
-        for i, value in enumerate(line.group(2).split(",")):
-            stated.append((f"{line.group(1).lower()} at point {i + 1}", {"value": int(value)}))
-    return stated
+    return [(m.group(1).lower(), {"value": int(m.group(2))}) for m in _EXTREME.finditer(response)]
 
 
 def stated_facts(suite: str, response: str) -> list[tuple[str, dict[str, Any]]]:
@@ -108,6 +103,8 @@ def stated_facts(suite: str, response: str) -> list[tuple[str, dict[str, Any]]]:
     get_suite(suite)
     if suite in GRID_SUITES:
         return _grid_statements(response)
+    if suite == "shapes_arith":
+        return _shape_statements(response)
     if suite == "bars_lookup":
         return _bar_statements(response)
     if suite == "lines_compare":

@@ -1,4 +1,4 @@
-"""Scenes of up to four big shapes in a 2x2 grid (shapes_count, shapes_arith, mme_synth).
+"""Scenes of up to four big shapes in a 2x2 grid (shapes_count, mme_synth).
 
 The facts sentence lists the cells in reading order -- "Cells: red, empty, blue square, red." -- so
 a response that follows the format can be parsed back into per-cell statements.
@@ -13,17 +13,6 @@ from typing import Sequence
 from kawhi.data.render import GRID_POSITIONS, SHAPES, render_grid
 
 Cells = dict[str, tuple[str, str] | None]
-
-
-def colors_with(rng: random.Random, palette: Sequence[str], wanted: dict[str, int], fill_max: int,
-                min_total: int = 1) -> list[str]:
-    """The colours of a scene with exactly ``wanted`` counts plus up to ``fill_max`` shapes of the
-    palette's other colours (at least ``min_total`` shapes in all)."""
-    others = [c for c in palette if c not in wanted]
-    base = [c for c, n in wanted.items() for _ in range(n)]
-    low = max(0, min_total - len(base))
-    extra = rng.randint(low, max(low, fill_max))
-    return base + [rng.choice(others) for _ in range(extra)]
 
 
 def place(rng: random.Random, colors: Sequence[str], shapes: Sequence[str] = SHAPES) -> Cells:
@@ -42,24 +31,18 @@ def objects(cells: Cells) -> list[tuple[str, str, str]]:
     return [(p, c[0], c[1]) for p in GRID_POSITIONS if (c := cells[p]) is not None]
 
 
-def count(cells: Cells, color: str | None = None) -> int:
-    return sum(1 for _, c, _ in objects(cells) if color is None or c == color)
-
-
-def grid_facts(cells: Cells, image_size: int, rng: random.Random, count_colors: Sequence[str] = ()):
+def grid_facts(cells: Cells, image_size: int, rng: random.Random):
     """Render the grid; return (image, facts, visual_key).
 
-    Facts: every cell's colour and shape (None when empty), the number of shapes, and the number of
-    shapes of each colour in ``count_colors`` -- the counts a solution states.
+    Facts: every cell's colour and shape (None when empty) and the number of shapes.
     """
     image, boxes = render_grid(cells, image_size, rng)
     values: dict[str, dict] = {}
     for position in GRID_POSITIONS:
         content = cells[position]
         values[position] = {"color": content[0], "shape": content[1]} if content else {"color": None, "shape": None}
-    values["shapes"] = {"count": count(cells)}
-    for color in count_colors:
-        values[f"{color} shapes"] = {"count": count(cells, color)}
+    values["shapes"] = {"count": len(objects(cells))}
+    boxes["shapes"] = [0, 0, image_size, image_size]  # a count is read off the whole picture
     facts = {"layout": "2x2 grid; cells in reading order " + ", ".join(GRID_POSITIONS),
              "values": values, "boxes": boxes}
     key = json.dumps({p: cells[p] for p in GRID_POSITIONS}, sort_keys=True)

@@ -1,55 +1,58 @@
-"""shapes_count (math-style): count the shapes in a 2x2 grid, by colour, and compare two counts.
+"""shapes_count (math-style): count the big shapes in a 2x2 grid, then compute with the count.
 
-Easy items count every shape; harder ones count one colour or subtract two colour counts. Answers
-are drawn uniformly over the four options before the picture is built, so chance is exactly 25%.
+The one visual fact is how many cells hold a shape ("Shapes: 3."), which the tiny models read after a
+few hundred SFT steps; the question then adds, subtracts or multiplies with it in text. Every answer is
+drawn uniformly over its four options before the picture is built, so chance is exactly 25%.
 """
 
 from __future__ import annotations
 
 import random
 
-from kawhi.data.synthetic.grid import cells_sentence, colors_with, count_sentence, grid_facts, place
-from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec
+from kawhi.data.render import COLORS as COLOR_RGB
+from kawhi.data.synthetic.grid import count_sentence, grid_facts, place
+from kawhi.data.synthetic.spec import Item, QuestionType, SuiteSpec, number_options
 
-COLORS = ("red", "green", "blue")
-QUESTION_TYPES = (QuestionType("total", 4), QuestionType("color_count", 4), QuestionType("difference", 4))
+COLORS = tuple(COLOR_RGB)
+QUESTION_TYPES = (QuestionType("total", 4), QuestionType("more", 4), QuestionType("empty", 4),
+                  QuestionType("cost", 4))
 
 
 def sample(rng: random.Random, qtype: QuestionType, image_size: int) -> list[Item]:
+    n = rng.randint(1, 4)
+    cells = place(rng, [rng.choice(COLORS) for _ in range(n)])
+    steps = [count_sentence("shapes", n)]
     if qtype.name == "total":
-        n = rng.randint(1, 4)
-        cells = place(rng, [rng.choice(COLORS) for _ in range(n)])
         question = "How many shapes are in the picture?"
         answer, options = n, ["1", "2", "3", "4"]
-        steps = [count_sentence("shapes", n)]
-    elif qtype.name == "color_count":
-        color = rng.choice(COLORS)
-        k = rng.randint(0, 3)
-        cells = place(rng, colors_with(rng, COLORS, {color: k}, fill_max=4 - k))
-        question = f"How many {color} shapes are in the picture?"
-        answer, options = k, ["0", "1", "2", "3"]
-        steps = [count_sentence(color, k)]
-    elif qtype.name == "difference":
-        a, b = rng.sample(COLORS, 2)
-        d = rng.randint(0, 3)
-        nb = rng.randint(0, (4 - d) // 2)
-        na = nb + d
-        cells = place(rng, colors_with(rng, COLORS, {a: na, b: nb}, fill_max=4 - na - nb))
-        question = f"How many more {a} shapes than {b} shapes are in the picture?"
-        answer, options = d, ["0", "1", "2", "3"]
-        steps = [f"{count_sentence(a, na)} {count_sentence(b, nb)}", f"{na} - {nb} = {d}."]
+    elif qtype.name == "more":
+        k = rng.randint(1, 3)
+        added = "1 more shape is" if k == 1 else f"{k} more shapes are"
+        question = f"{added} added to the picture. How many shapes are there then?"
+        answer = n + k
+        options = number_options(rng, answer, low=2)
+        steps.append(f"{n} + {k} = {answer}.")
+    elif qtype.name == "empty":
+        question = "How many cells of the 2x2 grid are empty?"
+        answer, options = 4 - n, ["0", "1", "2", "3"]
+        steps.append(f"4 - {n} = {answer}.")
+    elif qtype.name == "cost":
+        price = rng.randint(2, 3)
+        question = f"Each shape in the picture costs {price} coins. How many coins do all of them cost?"
+        answer = n * price
+        options = number_options(rng, answer, low=1)
+        steps.append(f"{n} x {price} = {answer}.")
     else:
         raise ValueError(f"shapes_count has no question type {qtype.name!r}")
-    image, facts, key = grid_facts(cells, image_size, rng, count_colors=COLORS)
-    solution = "\n\n".join([cells_sentence(cells)] + steps)
-    return [Item(question, str(answer), options, solution, qtype.name, facts, image, key)]
+    image, facts, key = grid_facts(cells, image_size, rng)
+    return [Item(question, str(answer), options, "\n\n".join(steps), qtype.name, facts, image, key)]
 
 
 SPEC = SuiteSpec(
     name="shapes_count",
     kind="math",
-    description="Count big red/green/blue shapes in a 2x2 grid: all shapes, one colour, or how many "
-                "more of one colour than another (4 options).",
+    description="Count the big shapes in a 2x2 grid, then add to the count, subtract it from 4 or "
+                "multiply it by a price (4 options).",
     question_types=QUESTION_TYPES,
     sample=sample,
 )

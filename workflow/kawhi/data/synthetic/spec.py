@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -71,3 +72,12 @@ def number_options(rng: random.Random, answer: int, width: int = 4, low: int = 0
     start = answer - rng.randrange(width)
     start = max(low, start)
     return [str(v) for v in range(start, start + width)]
+
+
+def picture_key(image: Image.Image) -> str:
+    """The visual key of a picture whose facts are few (one colour, one bar value): the pixels themselves.
+
+    Such a suite cannot hold out facts (a test split without red shapes would test nothing), so it
+    holds out pictures: no test picture is pixel-identical to a train picture.
+    """
+    return hashlib.sha256(image.tobytes()).hexdigest()
