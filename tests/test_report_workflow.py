@@ -56,7 +56,7 @@ def workflow_dir(tmp_path_factory, repo_root):
               "math_benchmarks": list(MATH), "chart_benchmarks": list(CHART),
               "ablation_benchmarks": list(MATH),
               # one seed and no fine-grained baselines: the report stage over the main, chart and ablation runs
-              "grid": {"seeds": [0], "ablation_seeds": [0], "baselines": []}}
+              "grid": {"seeds": [0], "ablation_seeds": [0], "baselines": [], "ablation_variants": list(ABLATIONS)}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     (root / "Snakefile").write_text(f'''
 from snakemake.utils import validate
