@@ -49,7 +49,7 @@ def main() -> None:
 
     import torch
 
-    from kawhi.heads.mme import load_mme
+    from kawhi.data.mme import load_mme
     from kawhi.heads.sweep import load_model_and_processor, prepare_benchmark, run_sweep, score_model
     from kawhi.method.heads import num_query_heads
 

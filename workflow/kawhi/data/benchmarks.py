@@ -79,7 +79,7 @@ def _mathvision(row, i):
 
 
 def _wemath(row, i):
-    from kawhi.eval.scorers.wemath import parse_options
+    from kawhi.data.answers import parse_options
 
     return [{"id": f"{row['ID']}_{row['key']}", "image": row["image_path"], "question": row["question"],
              "answer": row["answer"], "options": parse_options(row.get("option", ""))}]

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from kawhi.cli import add_settings_arguments, settings_from_args
+from kawhi.options import add_settings_arguments, settings_from_args
 
 
 def eval_settings(config: dict[str, Any], benchmark: str) -> dict[str, Any]:

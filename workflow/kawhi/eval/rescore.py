@@ -118,7 +118,7 @@ def score_file(benchmark: str, predictions: str | Path, judge_config: dict[str, 
 
     ``judge_config`` is an ``eval.judge`` block (None: rule-based scoring only).
     """
-    from kawhi.eval.judge import build_judge
+    from kawhi.judge import build_judge
     from kawhi.eval.scorers import get_scorer
 
     judge = build_judge(judge_config, benchmark)

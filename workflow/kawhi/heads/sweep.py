@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from kawhi.data.prompts import build_messages
-from kawhi.heads.mme import NO, OTHER, YES, load_mme, mme_scores, normalise_answer, parse_yes_no
+from kawhi.data.mme import NO, OTHER, YES, load_mme, mme_scores, normalise_answer, parse_yes_no
 from kawhi.method.heads import mask_heads, num_query_heads
 
 log = logging.getLogger(__name__)
@@ -349,7 +349,7 @@ def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path
                    cache_vision: bool = True, progress: bool = True) -> dict[str, Any]:
     """The whole stage: load, preprocess once, sweep, select, and write the three outputs."""
     from kawhi.atomic import atomic_path, write_json
-    from kawhi.heads.figure import save_ablation_figure
+    from kawhi.ablation_figure import save_ablation_figure
     from kawhi.provenance import provenance
 
     settings = dict(settings or {})

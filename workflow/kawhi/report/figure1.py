@@ -82,7 +82,7 @@ def parse_judge_category(reply: str) -> str:
 
 def judge_completion(judge: dict[str, Any]) -> Callable[[str], str]:
     """``prompt -> reply`` from the eval stage's judge clients, for the ``eval.judge`` block."""
-    from kawhi.eval.judge import hf_completion, openai_completion
+    from kawhi.judge import hf_completion, openai_completion
 
     kind, model = judge.get("kind"), judge.get("model")
     if not model:
@@ -100,7 +100,7 @@ def judge_classifier(judge: dict[str, Any], complete: Callable[[str], str] | Non
     """Error category from an LLM judge, for rows without facts (real benchmarks).
 
     ``complete`` maps a prompt to the judge's reply; by default the eval stage's judge client
-    (kawhi.eval.judge, configured by ``eval.judge``) provides it.
+    (kawhi.judge, configured by ``eval.judge``) provides it.
     """
     if complete is None:
         complete = judge_completion(judge)
