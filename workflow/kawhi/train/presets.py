@@ -92,7 +92,7 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "logging_steps": int(training["logging_steps"]),
         "bf16": bool(training["bf16"]),
         "use_vllm": bool(training["use_vllm"]),
-        "report_to": "none",
+        "report_to": training["report_to"],
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,  # the rewards read the answer/options columns
         "log_completions": False,
