@@ -35,11 +35,16 @@ def score_samples(scorer: Any, rows: list[dict[str, Any]], responses: list[str],
     """
     if len(rows) != len(responses):
         raise ValueError(f"{len(rows)} rows but {len(responses)} responses")
+    from kawhi.judge import judge_map
+
     precomputed = precomputed or {}
-    scored = []
-    for row, response in zip(rows, responses):
-        result = precomputed.get(sample_key(row, response))
-        scored.append(result if result is not None else scorer.score_sample(row, response))
+
+    def score(pair: tuple[dict[str, Any], str]) -> dict[str, Any]:
+        result = precomputed.get(sample_key(*pair))
+        return result if result is not None else scorer.score_sample(*pair)
+
+    scored = judge_map(score, zip(rows, responses), getattr(scorer, "judge", None),
+                       desc=f"judging {getattr(scorer, 'name', 'samples')}")
     metrics = {name: float(value) for name, value in scorer.aggregate(rows, scored).items()}
     return scored, metrics
 
