@@ -8,7 +8,7 @@ CORES ?= all
 # Rules call the `kawhi` command; it lives in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test venv dry-run report clean
+.PHONY: run test venv dry-run report clean lock
 
 venv: $(STAMP)
 
@@ -30,6 +30,12 @@ dry-run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The paper profile's pinned environment (envs/kawhi.yaml installs it); rerun after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install uv >/dev/null
+	$(BIN)/uv pip compile pyproject.toml --extra gpu --extra slurm --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" -o envs/paper.lock.txt
 
 clean:
 	rm -rf results logs .snakemake

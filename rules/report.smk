@@ -121,6 +121,8 @@ rule make_table1:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi table1 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
         " --out-tex {output.tex} > {log} 2>&1"
@@ -141,6 +143,8 @@ rule make_table2:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi table2 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
         " --out-tex {output.tex} > {log} 2>&1"
@@ -164,6 +168,8 @@ rule make_figure1:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure1 --manifest {params.manifest:q} --data {params.data} --judge {params.judge:q}"
         " --examples {params.examples} --out-json {output.counts} --out-png {output.png}"
@@ -184,6 +190,8 @@ rule make_figure3:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure3 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
 
@@ -205,6 +213,8 @@ rule make_figure4:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure4 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex} > {log} 2>&1"
@@ -225,6 +235,8 @@ rule make_figure5:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure5 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} > {log} 2>&1"
@@ -249,6 +261,8 @@ rule make_figure7:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure7 --manifest {params.manifest:q} --skip-ratios {params.skip_ratios:q}"
         " --reference-variant {params.reference} --out-png {output.png} --out-pdf {output.pdf}"
@@ -273,6 +287,8 @@ rule make_selector:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi selector --manifest {params.manifest:q} --reference-variant {params.reference}"
         " --out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} --out-md {output.md}"
@@ -294,6 +310,8 @@ rule make_curves:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi curves --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} > {log} 2>&1"
@@ -314,6 +332,8 @@ rule make_gallery:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi gallery --manifest {params.manifest:q} --n {params.n} --out-png {output.png}"
         " --out-pdf {output.pdf} > {log} 2>&1"
@@ -335,6 +355,8 @@ rule make_summary:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md}"
         " --out-rst {output.rst} > {log} 2>&1"
