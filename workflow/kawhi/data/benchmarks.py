@@ -180,10 +180,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
 )}
 
 
-def benchmark_names() -> list[str]:
-    return list(BENCHMARKS)
-
-
 def get_benchmark(name: str) -> BenchmarkSpec:
     if name not in BENCHMARKS:
         raise BenchmarkError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)} "
