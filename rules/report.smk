@@ -21,17 +21,6 @@ REPORT_TARGETS += SELECTOR if config["grid"]["selector_variants"] else []
 
 
 localrules:
-    table1,
-    table2,
-    figure1,
-    figure3,
-    figure4,
-    figure5,
-    figure7,
-    selector,
-    curves,
-    gallery,
-    summary,
     make_table1,
     make_table2,
     make_figure1,
@@ -45,62 +34,19 @@ localrules:
     make_summary,
 
 
-# ---- named targets -----------------------------------------------------------------------------------
+# ---- named targets: `snakemake --cores all table1` rebuilds one artefact ----------------------------------
+NAMED_TARGETS = {"table1": TABLE1, "table2": TABLE2, "figure1": FIGURE1, "figure3": FIGURE3, "figure4": FIGURE4,
+                 "figure5": FIGURE5, "figure7": FIGURE7, "selector": SELECTOR, "curves": CURVES, "gallery": GALLERY,
+                 "summary": SUMMARY}
 
+for target, files in NAMED_TARGETS.items():
 
-rule table1:
-    input:
-        TABLE1,
-
-
-rule table2:
-    input:
-        TABLE2,
-
-
-rule figure1:
-    input:
-        FIGURE1,
-
-
-rule figure3:
-    input:
-        FIGURE3,
-
-
-rule figure4:
-    input:
-        FIGURE4,
-
-
-rule figure5:
-    input:
-        FIGURE5,
-
-
-rule figure7:
-    input:
-        FIGURE7,
-
-
-rule selector:
-    input:
-        SELECTOR,
-
-
-rule curves:
-    input:
-        CURVES,
-
-
-rule gallery:
-    input:
-        GALLERY,
-
-
-rule summary:
-    input:
-        SUMMARY,
+    rule:
+        name:
+            target
+        input:
+            files,
+        localrule: True
 
 
 # ---- artefacts ---------------------------------------------------------------------------------------
