@@ -8,7 +8,7 @@ CORES ?= all
 # Rules call the `kawhi` command; it lives in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test venv dry-run report clean sandbox
+.PHONY: run test venv dry-run report clean sandbox lock
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ sandbox:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y bubblewrap >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y bubblewrap >/dev/null; }; }; } || \
 	  echo "note: bubblewrap (bwrap) is not installed; ChartMimic scoring needs it: apt-get install bubblewrap"
+
+# The paper profile's pinned environment (envs/kawhi.yaml installs it); rerun after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install uv >/dev/null
+	$(BIN)/uv pip compile pyproject.toml --extra gpu --extra slurm --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" -o envs/paper.lock.txt
 
 clean:
 	rm -rf results logs .snakemake

@@ -49,8 +49,8 @@ def main() -> None:
 
     import torch
 
-    from kawhi.heads.mme import load_mme
-    from kawhi.heads.sweep import load_model_and_processor, prepare_benchmark, run_sweep, score_model
+    from kawhi.data.mme import load_mme
+    from kawhi.heads.sweep import load_model_and_processor, encode_benchmark, run_sweep, score_model
     from kawhi.method.heads import num_query_heads
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +71,7 @@ def main() -> None:
             sync()
             start = time.perf_counter()
             rows = load_mme(bench, limit=args.limit)
-            prepared = prepare_benchmark(processor, rows, args.batch_size, dtype=model.dtype,
+            prepared = encode_benchmark(processor, rows, args.batch_size, dtype=model.dtype,
                                          pin_memory=device.type == "cuda")
             sync()
             mid = time.perf_counter()
@@ -86,7 +86,7 @@ def main() -> None:
         sync()
         start = time.perf_counter()
         rows = load_mme(bench, limit=args.limit)
-        prepared = prepare_benchmark(processor, rows, args.batch_size, dtype=model.dtype,
+        prepared = encode_benchmark(processor, rows, args.batch_size, dtype=model.dtype,
                                          pin_memory=device.type == "cuda")
         result = run_sweep(model, prepared, progress=False, cache_vision=not args.no_cache_vision)
         sync()

@@ -26,6 +26,8 @@ rule prepare_benchmark:
     wildcard_constraints:
         bench="|".join(REAL_BENCHMARKS),
     threads: 1
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi prepare-benchmark --name {wildcards.bench} --out {output} {params.args} > {log} 2>&1"
 
@@ -51,5 +53,7 @@ rule prepare_train_data:
     log:
         f"{LOGS}/data/{{trainset}}_train.prepare.log",
     threads: 1
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi prepare-benchmark --out {output} {params.args} > {log} 2>&1"

@@ -13,6 +13,8 @@ from kawhi.config import (
 
 RESULTS = "results"
 LOGS = "logs"
+# The one software environment of every rule (`--sdm conda`): envs/kawhi.yaml installs envs/paper.lock.txt.
+KAWHI_ENV = "../envs/kawhi.yaml"  # relative to the rule file (rules/), as Snakemake resolves conda:
 SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compare", "mme_synth"]
 
 

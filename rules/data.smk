@@ -22,6 +22,8 @@ rule make_data:
     log:
         f"{LOGS}/data/{{suite}}/{{split}}.log",
     threads: 1
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi make-data --suite {wildcards.suite} --split {wildcards.split} --n {params.n}"
         " --seed {params.seed} --image-size {params.image_size} --out {output} > {log} 2>&1"

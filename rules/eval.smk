@@ -24,7 +24,7 @@ rule evaluate_base:
         runtime=config["eval"]["resources"]["runtime"],
         gpu=config["eval"]["resources"].get("gpu", 0),
     conda:
-        "../envs/eval.yaml"
+        KAWHI_ENV
     shell:
         "kawhi evaluate --model {input.model} --benchmark {wildcards.bench} --data {input.data}"
         " --out {output.result} --model-name {wildcards.model} --checkpoint base"
@@ -53,7 +53,7 @@ rule evaluate_run:
         runtime=config["eval"]["resources"]["runtime"],
         gpu=config["eval"]["resources"].get("gpu", 0),
     conda:
-        "../envs/eval.yaml"
+        KAWHI_ENV
     shell:
         "kawhi evaluate --model {params.model} --benchmark {wildcards.bench} --data {input.data}"
         " --out {output.result} --model-name {wildcards.model}"

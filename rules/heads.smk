@@ -25,7 +25,7 @@ rule identify_heads:
         runtime=config["heads"]["resources"]["runtime"],
         gpu=config["heads"]["resources"].get("gpu", 0),
     conda:
-        "../envs/heads.yaml"
+        KAWHI_ENV
     shell:
         # threshold, top_k, batch_size and limit come from config["heads"] inside --settings
         "OMP_NUM_THREADS={threads} kawhi identify-heads --model {input.model} --bench {input.bench}"
@@ -40,6 +40,8 @@ rule published_heads:
     log:
         f"{LOGS}/heads/{{model}}.published.log",
     threads: 1
+    conda:
+        KAWHI_ENV
     shell:
         # heads.source: published: the KAWHI runs read the paper's list (heads.published) instead of the sweep's
         "kawhi published-heads --name {wildcards.model} --heads {params.heads} --out {output} > {log} 2>&1"

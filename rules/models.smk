@@ -14,7 +14,7 @@ rule build_model:
         f"{LOGS}/models/{{model}}/build.log",
     threads: 1
     conda:
-        "../envs/models.yaml"
+        KAWHI_ENV
     shell:
         "kawhi build-model --out {output} --settings {params.settings:q} > {log} 2>&1"
 
@@ -38,7 +38,7 @@ rule sft_warmstart:
         runtime=config["sft"]["resources"]["runtime"],
         gpu=config["sft"]["resources"].get("gpu", 0),
     conda:
-        "../envs/models.yaml"
+        KAWHI_ENV
     shell:
         # max_steps, learning_rate, batch_size and the held-out settings come from config["sft"]
         "OMP_NUM_THREADS={threads} kawhi sft --model {input.model} --data {input.train} --test {input.test}"

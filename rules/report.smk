@@ -22,18 +22,6 @@ REPORT_TARGETS += SELECTOR if config["grid"]["selector_variants"] else []
 
 
 localrules:
-    table1,
-    table2,
-    figure1,
-    figure3,
-    figure4,
-    figure5,
-    figure7,
-    selector,
-    curves,
-    gallery,
-    summary,
-    warmstart,
     make_table1,
     make_table2,
     make_figure1,
@@ -48,67 +36,20 @@ localrules:
     make_warmstart,
 
 
-# ---- named targets -----------------------------------------------------------------------------------
+# ---- named targets: `snakemake --cores all table1` rebuilds one artefact ----------------------------------
+NAMED_TARGETS = {"table1": TABLE1, "table2": TABLE2, "figure1": FIGURE1, "figure3": FIGURE3, "figure4": FIGURE4,
+                 "figure5": FIGURE5, "figure7": FIGURE7, "selector": SELECTOR, "curves": CURVES, "gallery": GALLERY,
+                 "summary": SUMMARY, "warmstart": WARMSTART}
 
+for target, files in NAMED_TARGETS.items():
 
-rule table1:
-    input:
-        TABLE1,
+    rule:
+        name:
+            target
+        input:
+            files,
+        localrule: True
 
-
-rule table2:
-    input:
-        TABLE2,
-
-
-rule figure1:
-    input:
-        FIGURE1,
-
-
-rule figure3:
-    input:
-        FIGURE3,
-
-
-rule figure4:
-    input:
-        FIGURE4,
-
-
-rule figure5:
-    input:
-        FIGURE5,
-
-
-rule figure7:
-    input:
-        FIGURE7,
-
-
-rule selector:
-    input:
-        SELECTOR,
-
-
-rule curves:
-    input:
-        CURVES,
-
-
-rule gallery:
-    input:
-        GALLERY,
-
-
-rule summary:
-    input:
-        SUMMARY,
-
-
-rule warmstart:
-    input:
-        WARMSTART,
 
 
 # ---- artefacts ---------------------------------------------------------------------------------------
@@ -129,6 +70,8 @@ rule make_table1:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi table1 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
         " --out-tex {output.tex} > {log} 2>&1"
@@ -149,6 +92,8 @@ rule make_table2:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi table2 --manifest {params.manifest:q} --out-csv {output.csv} --out-md {output.md}"
         " --out-tex {output.tex} > {log} 2>&1"
@@ -172,6 +117,8 @@ rule make_figure1:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure1 --manifest {params.manifest:q} --data {params.data} --judge {params.judge:q}"
         " --examples {params.examples} --out-json {output.counts} --out-png {output.png}"
@@ -192,6 +139,8 @@ rule make_figure3:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure3 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf} > {log} 2>&1"
 
@@ -213,6 +162,8 @@ rule make_figure4:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure4 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex} > {log} 2>&1"
@@ -233,6 +184,8 @@ rule make_figure5:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure5 --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} > {log} 2>&1"
@@ -257,6 +210,8 @@ rule make_figure7:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi figure7 --manifest {params.manifest:q} --skip-ratios {params.skip_ratios:q}"
         " --reference-variant {params.reference} --out-png {output.png} --out-pdf {output.pdf}"
@@ -281,6 +236,8 @@ rule make_selector:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi selector --manifest {params.manifest:q} --reference-variant {params.reference}"
         " --out-png {output.png} --out-pdf {output.pdf} --out-csv {output.csv} --out-md {output.md}"
@@ -302,6 +259,8 @@ rule make_curves:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi curves --manifest {params.manifest:q} --out-png {output.png} --out-pdf {output.pdf}"
         " --out-csv {output.csv} > {log} 2>&1"
@@ -322,6 +281,8 @@ rule make_gallery:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi gallery --manifest {params.manifest:q} --n {params.n} --out-png {output.png}"
         " --out-pdf {output.pdf} > {log} 2>&1"
@@ -343,6 +304,8 @@ rule make_summary:
     resources:
         mem_mb=config["report"]["resources"]["mem_mb"],
         runtime=config["report"]["resources"]["runtime"],
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi summary --manifest {params.manifest:q} --out-json {output.json} --out-md {output.md}"
         " --out-rst {output.rst} > {log} 2>&1"
@@ -363,5 +326,7 @@ rule make_warmstart:
     log:
         f"{LOGS}/report/warmstart.log",
     threads: 1
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi warmstart --results {input} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -26,7 +26,7 @@ rule train:
         runtime=config["training"]["resources"]["runtime"],
         gpu=config["training"]["resources"].get("gpu", 0),
     conda:
-        "../envs/train.yaml"
+        KAWHI_ENV
     shell:
         # algorithm preset, KAWHI variant, seed, training data and every hyperparameter arrive inside --settings
         "OMP_NUM_THREADS={threads} kawhi train --model {input.policy} --algo {wildcards.algo}"

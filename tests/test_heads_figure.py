@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from kawhi.heads.figure import CRITICAL_COLOR, plot_ablation, save_ablation_figure
+from kawhi.ablation_figure import CRITICAL_COLOR, plot_ablation, save_ablation_figure
 
 ABLATION = pd.DataFrame({"head": [0, 1, 2, 3], "total": [300.0, 180.0, 290.0, 260.0],
                          "perception": [250.0, 150.0, 240.0, 210.0], "cognition": [50.0, 30.0, 50.0, 50.0],

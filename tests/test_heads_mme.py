@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kawhi.heads.mme import (
+from kawhi.data.mme import (
     COGNITION_CATEGORIES,
     PERCEPTION_CATEGORIES,
     load_mme,

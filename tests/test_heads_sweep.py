@@ -11,7 +11,7 @@ from PIL import Image
 
 from kawhi.heads.sweep import (
     load_model_and_processor,
-    prepare_benchmark,
+    encode_benchmark,
     run_sweep,
     score_by_generation,
     score_model,
@@ -86,7 +86,7 @@ def critical_model(tiny_model_dir, tmp_path_factory):
     """(saved model dir, model, processor, prepared benchmark) with head CRITICAL_HEAD vision-critical."""
     model, processor = load_model_and_processor(tiny_model_dir, device="cpu")
     assert num_query_heads(model) > CRITICAL_HEAD
-    prepared = prepare_benchmark(processor, colour_rows(), batch_size=8)
+    prepared = encode_benchmark(processor, colour_rows(), batch_size=8)
     model.train()
     train_to_read_the_image_through(model, prepared, CRITICAL_HEAD)
     model.eval()
@@ -116,7 +116,7 @@ def test_masking_none_reproduces_the_baseline_exactly(critical_model):
 
 def test_masking_a_head_changes_scores_of_an_untrained_model(tiny_model_dir):
     model, processor = load_model_and_processor(tiny_model_dir, device="cpu")
-    prepared = prepare_benchmark(processor, colour_rows(16), batch_size=32)
+    prepared = encode_benchmark(processor, colour_rows(16), batch_size=32)
     baseline_logits = _answer_logits(model, prepared)
     changed = 0
     from kawhi.method.heads import mask_heads
@@ -135,7 +135,7 @@ def _answer_logits(model, prepared):
 
 def test_batching_does_not_change_predictions(critical_model):
     _, model, processor, prepared = critical_model
-    one_batch = prepare_benchmark(processor, colour_rows(), batch_size=64)
+    one_batch = encode_benchmark(processor, colour_rows(), batch_size=64)
     assert score_model(model, one_batch) == score_model(model, prepared)
 
 

@@ -27,15 +27,25 @@ def _resources_by_rule(output: str) -> dict[str, list[str]]:
     return found
 
 
-def test_paper_dry_run_through_the_slurm_profile_shows_resources(repo_root):
+STAGE_OF_RULE = {"identify_heads": "heads", "train": "training", "evaluate_base": "eval", "evaluate_run": "eval"}
+
+
+def test_paper_dry_run_through_the_slurm_profile_shows_the_configs_resources(repo_root):
+    """Resources come from the config alone: every heavy job gets exactly its stage's ``resources`` block
+    (config/paper.yaml: training 256000 MB for 2880 min), and the profile adds only account and partition."""
     proc = _dry_run(repo_root, "--profile", "config/profiles/slurm", "--configfile", "config/paper.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     resources = _resources_by_rule(proc.stdout + proc.stderr)
-    for train in resources["train"]:
-        assert "gpu=8" in train and "slurm_partition=gpu" in train and "slurm_account=proj123" in train
-        assert "cpus_per_task=16" in train and "mem_mb=200000" in train and "runtime=1440" in train
-    for rule in ("identify_heads", "evaluate_base", "evaluate_run"):
-        assert all("gpu=1" in r and "cpus_per_task=8" in r for r in resources[rule]), rule
+    paper = yaml.safe_load((repo_root / "config/paper.yaml").read_text())
+    assert paper["training"]["resources"]["mem_mb"] == 256000 and paper["training"]["resources"]["runtime"] == 2880
+    for rule, stage in STAGE_OF_RULE.items():
+        want = paper[stage]["resources"]
+        for line in resources[rule]:
+            for key in ("mem_mb", "runtime", "gpu"):
+                assert f"{key}={want[key]}," in line + ",", (rule, key, line)
+            # No cpus_per_task anywhere: the plugin then asks Slurm for --cpus-per-task = the rule's threads.
+            assert "cpus_per_task" not in line, (rule, line)
+            assert "slurm_partition=gpu" in line and "slurm_account=proj123" in line
     # one train job per run of the paper grid (main, baselines, chart, sweeps; tests/test_paper_dryrun.py)
     from kawhi.config import load_config
     from tests.test_paper_dryrun import _expected_runs
@@ -49,7 +59,7 @@ def test_profiles_use_the_slurm_executor_and_a_gpu_resource(repo_root):
     local = yaml.safe_load((repo_root / "config/profiles/local/config.yaml").read_text())
     assert slurm["executor"] == "slurm" and slurm["retries"] >= 1 and slurm["latency-wait"] >= 60
     assert slurm["jobs"] >= 1
-    assert set(slurm["set-resources"]) >= {"identify_heads", "train", "evaluate_base", "evaluate_run"}
+    assert "set-resources" not in slurm  # it would override the config's resources silently
     assert "gpu" in local["resources"]
 
 

@@ -124,7 +124,7 @@ def test_misread_lines_found_by_the_grader(synthetic_results):
 
 def test_figure1_builds_the_paper_profiles_vllm_judge(tmp_path, monkeypatch):
     """kind: vllm (in-process engine) is built by the eval stage's build_judge, engine arguments passed on."""
-    import kawhi.eval.judge as judge_module
+    import kawhi.judge as judge_module
 
     built = []
 

@@ -26,11 +26,11 @@ def test_gallery_renders_the_chosen_rollouts(tmp_path):
 
 
 def test_gallery_without_rollouts_is_an_error(tmp_path):
-    from kawhi.report.gallery import write_gallery
+    from kawhi.report.gallery import write_gallery_figure
 
     run = write_run(tmp_path, "m", "grpo", "kawhi")
     with pytest.raises(ReportInputError, match="no rollout JSONs"):
-        write_gallery([run], 2, tmp_path / "g.png", None)
+        write_gallery_figure([run], 2, tmp_path / "g.png", None)
 
 
 def test_spread_keeps_first_and_last():

@@ -54,7 +54,7 @@ def test_format_reward():
 
 
 def test_build_reward_functions_weights():
-    training = {"format_reward": 0.0, "max_completion_length": 32}
+    training = {"format_reward": 0.0, "max_completion_length": 32, "strip_units": True}
     funcs, weights = build_reward_functions(training, {"overlong_punishment": False})
     assert [f.__name__ for f in funcs] == ["accuracy"] and weights == [1.0]
     funcs, weights = build_reward_functions({**training, "format_reward": 0.2},

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import datasets
 import pytest
 
-from kawhi.eval.judge import Judge, build_judge
+from kawhi.judge import Judge, build_judge
 from kawhi.eval.scorers import get_scorer
 
 

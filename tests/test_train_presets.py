@@ -90,3 +90,16 @@ def test_launch_check_without_gpus(tmp_path):
     with pytest.raises(LaunchError, match="wants 2 GPUs but 0"):
         check_launch(cmd, n_gpus_available=0, repo_root=tmp_path)
     check_launch([sys.executable, "-m", "kawhi.cli", "train"], n_gpus_available=0)  # single device: nothing to check
+
+
+def test_report_to_reaches_trl_and_defaults_to_none(config, tmp_path, repo_root):
+    from kawhi.config import ConfigError
+
+    assert config["training"]["report_to"] == "none"  # the schema's default
+    assert grpo_config_kwargs(_settings(config, "grpo"), tmp_path)["report_to"] == "none"
+    cfg = build_grpo_config(_settings(config, "grpo", report_to="tensorboard"), tmp_path, cuda_available=False)
+    assert cfg.report_to == ["tensorboard"]
+    chosen = load_config(repo_root / "config" / "config.yaml", {"training": {"report_to": "trackio"}})
+    assert chosen["training"]["report_to"] == "trackio"
+    with pytest.raises(ConfigError, match="report_to"):
+        load_config(repo_root / "config" / "config.yaml", {"training": {"report_to": "mlflow"}})

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 STAGE_COMMAND_MODULES = (
     "kawhi.models.commands",   # build-model, sft
@@ -23,32 +22,6 @@ STAGE_COMMAND_MODULES = (
     "kawhi.eval.commands",     # evaluate, score
     "kawhi.report.commands",   # table1, table2, figure1, figure3, figure4, curves, gallery, summary
 )
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """The two ways a command receives its settings: a rule's JSON, or a config file plus overrides."""
-    parser.add_argument("--settings", help="settings as JSON (what the Snakemake rules pass)")
-    parser.add_argument("--config", dest="config_file", default=None,
-                        help="pipeline config YAML (default config/config.yaml when --settings is absent)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key, e.g. --set kawhi.lam=0.3 (repeatable)")
-
-
-def load_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The validated pipeline config named by ``--config`` and ``--set``."""
-    from kawhi.config import deep_merge, load_config, parse_override
-
-    overrides: dict[str, Any] = {}
-    for text in args.overrides:
-        overrides = deep_merge(overrides, parse_override(text))
-    return load_config(args.config_file or "config/config.yaml", overrides)
-
-
-def settings_from_args(args: argparse.Namespace, build) -> dict[str, Any]:
-    """``--settings`` JSON if given, else ``build(config)`` over the config file with overrides."""
-    if args.settings:
-        return json.loads(args.settings)
-    return build(load_config_from_args(args))
 
 
 def run_check_config(args: argparse.Namespace) -> int:

@@ -397,10 +397,6 @@ def parse_override(text: str) -> dict[str, Any]:
 
 # ---- per-stage settings: what each rule passes to its command -----------------------------------
 
-def model_names(config: dict[str, Any]) -> list[str]:
-    return list(config["models"])
-
-
 def model_settings(config: dict[str, Any], model: str) -> dict[str, Any]:
     if model not in config["models"]:
         raise ConfigError(f"invalid config: unknown model '{model}'")

@@ -30,6 +30,7 @@ _LETTER_IN_TEXT = re.compile(r"(?:^|[\s(\[])\(?([A-J])\)(?=$|[\s.,:;])|(?:^|[\s(
 _TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 # Sympy parsing behind math-verify is guarded by signal.alarm, which only the main thread may set.
 _PARSE_TIMEOUT_S = 5
+_OPTION = re.compile(r"([A-H])\.\s*(.*?)\s*(?=;\s*[A-H]\.|$)", re.DOTALL)
 
 
 def extract_boxed(text: str | None) -> str | None:
@@ -181,3 +182,10 @@ def match_option(pred: str | None, options: Sequence[str], gold: str) -> bool:
         pred_letter = extract_answer(str(pred), options)
         pred_letter = pred_letter if pred_letter and len(pred_letter) == 1 else None
     return pred_letter == gold_letter
+
+
+def parse_options(option_text: str) -> list[str]:
+    """WeMath's ``option`` column, "A. 3cm; B. 4cm; ...", as a list of option texts."""
+    found = _OPTION.findall(str(option_text or ""))
+    letters = [letter for letter, _ in found]
+    return [text for _, text in found] if letters == list("ABCDEFGH"[:len(letters)]) else []

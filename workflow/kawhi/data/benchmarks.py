@@ -80,7 +80,7 @@ def _mathvision(row, i):
 
 
 def _wemath(row, i):
-    from kawhi.eval.scorers.wemath import parse_options
+    from kawhi.data.answers import parse_options
 
     return [{"id": f"{row['ID']}_{row['key']}", "image": row["image_path"], "question": row["question"],
              "answer": row["answer"], "options": parse_options(row.get("option", ""))}]
@@ -179,10 +179,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
     BenchmarkSpec("mme", "lmms-lab/MME", "test", _mme, "image",
                   ("question_id", "image", "question", "answer", "category")),
 )}
-
-
-def benchmark_names() -> list[str]:
-    return list(BENCHMARKS)
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:

@@ -106,7 +106,7 @@ def render_grid(cells: dict[str, tuple[str, str] | None], size: int, rng: random
 # the right and downwards, so a token's content says where it is. The Qwen2.5-VL tower has no absolute
 # position embedding, and "leftmost bar" or "the value at point 3" needs the position: without this cue
 # its tiny model stayed at chance on both chart suites even after 8,000 SFT steps
-# (docs/curriculum_feedback.md, round 4).
+# (worklog/curriculum_feedback.md, round 4).
 CHART_TOP_LEFT = 250         # grey of the top-left token square
 CHART_SHADE_STEP = (14, 6)  # grey drop per token column, per token row
 BAR_UNIT = 14.5   # layout units per chart value; values 1..4 fill the canvas height

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from kawhi.cli import add_settings_arguments, settings_from_args
+from kawhi.options import add_settings_arguments, settings_from_args
 
 
 def eval_settings(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_key_steps(args: argparse.Namespace) -> int:
     from kawhi.data.key_steps import prepare_key_steps
-    from kawhi.eval.judge import build_judge
+    from kawhi.judge import build_judge
 
     judge = build_judge(json.loads(args.judge) or None)
     try:

@@ -1,6 +1,6 @@
 """The official LLM-judge prompts of the benchmarks whose official scoring asks a GPT model, verbatim, and
 the functions that fill them as the official scripts do. On the paper profile the judge that answers
-them is Qwen3-VL-30B-A3B (config/paper.yaml, ``eval.judge``); see kawhi.eval.judge.
+them is Qwen3-VL-30B-A3B (config/paper.yaml, ``eval.judge``); see kawhi.judge.
 
 - MathVista ``evaluation/extract_answer.py``: ``create_test_prompt(demo_prompt, query, response)``.
 - MathVerse ``evaluation/extract_answer_s1.py``: ``create_test_prompt(demo_prompt_extract, response)``;

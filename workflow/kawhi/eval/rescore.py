@@ -35,11 +35,16 @@ def score_samples(scorer: Any, rows: list[dict[str, Any]], responses: list[str],
     """
     if len(rows) != len(responses):
         raise ValueError(f"{len(rows)} rows but {len(responses)} responses")
+    from kawhi.judge import judge_map
+
     precomputed = precomputed or {}
-    scored = []
-    for row, response in zip(rows, responses):
-        result = precomputed.get(sample_key(row, response))
-        scored.append(result if result is not None else scorer.score_sample(row, response))
+
+    def score(pair: tuple[dict[str, Any], str]) -> dict[str, Any]:
+        result = precomputed.get(sample_key(*pair))
+        return result if result is not None else scorer.score_sample(*pair)
+
+    scored = judge_map(score, zip(rows, responses), getattr(scorer, "judge", None),
+                       desc=f"judging {getattr(scorer, 'name', 'samples')}")
     metrics = {name: float(value) for name, value in scorer.aggregate(rows, scored).items()}
     return scored, metrics
 
@@ -118,7 +123,7 @@ def score_file(benchmark: str, predictions: str | Path, judge_config: dict[str, 
 
     ``judge_config`` is an ``eval.judge`` block (None: rule-based scoring only).
     """
-    from kawhi.eval.judge import build_judge
+    from kawhi.judge import build_judge
     from kawhi.eval.scorers import get_scorer
 
     judge = build_judge(judge_config, benchmark)

@@ -141,7 +141,7 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from kawhi.eval.judge import build_judge
+    from kawhi.judge import build_judge
     from kawhi.eval.scorers import get_scorer
 
     started = time.perf_counter()

@@ -16,7 +16,7 @@ def run_identify_heads(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from kawhi.cli import settings_from_args
+    from kawhi.options import settings_from_args
     from kawhi.heads.sweep import identify_heads
 
     settings = settings_from_args(args, heads_settings_from_config)
@@ -50,7 +50,7 @@ def run_published_heads(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from kawhi.cli import add_settings_arguments
+    from kawhi.options import add_settings_arguments
 
     p = subparsers.add_parser(
         "identify-heads", help="find the vision-critical heads by global head ablation on MME",

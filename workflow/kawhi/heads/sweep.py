@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from kawhi.data.prompts import build_messages
-from kawhi.heads.mme import NO, OTHER, YES, load_mme, mme_scores, normalise_answer, parse_yes_no
+from kawhi.data.mme import NO, OTHER, YES, load_mme, mme_scores, normalise_answer, parse_yes_no
 from kawhi.method.heads import mask_heads, num_query_heads
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def load_model_and_processor(model_dir: str | Path, device: str | None = None):
 # ---- preprocessing once ----------------------------------------------------------------------------
 
 @dataclass
-class PreparedBenchmark:
+class EncodedBenchmark:
     """Processor outputs in fixed batches, plus each row's metadata in the original row order.
 
     ``batches[b]`` holds model inputs; ``order[b]`` the original row indices of its rows. Rows are
@@ -101,8 +101,8 @@ def _as_rgb(image) -> Any:
     return image.convert("RGB") if hasattr(image, "convert") else image
 
 
-def prepare_benchmark(processor, rows, batch_size: int, dtype: torch.dtype | None = None,
-                      pin_memory: bool = False) -> PreparedBenchmark:
+def encode_benchmark(processor, rows, batch_size: int, dtype: torch.dtype | None = None,
+                      pin_memory: bool = False) -> EncodedBenchmark:
     """Run the chat template and the processor over ``rows`` once, in padded batches kept in CPU memory.
 
     ``rows`` is a ``datasets.Dataset`` (or a list of dicts) with MME columns. Floating inputs
@@ -150,7 +150,7 @@ def prepare_benchmark(processor, rows, batch_size: int, dtype: torch.dtype | Non
             batch[key] = value.pin_memory() if pin_memory else value
         batches.append(batch)
         order.append(idx)
-    return PreparedBenchmark(batches=batches, order=order, meta=meta, yes_ids=yes_ids, no_ids=no_ids,
+    return EncodedBenchmark(batches=batches, order=order, meta=meta, yes_ids=yes_ids, no_ids=no_ids,
                              prep_seconds=time.perf_counter() - start)
 
 
@@ -186,7 +186,7 @@ class VisionCache:
     """The vision tower's output per batch: recorded on the first pass, replayed on later passes.
 
     Kept in CPU memory (the full MME's image features run to gigabytes on a 7B model) and copied to
-    the model's device on replay. Valid only for one model and one ``PreparedBenchmark``.
+    the model's device on replay. Valid only for one model and one ``EncodedBenchmark``.
     """
 
     def __init__(self) -> None:
@@ -231,7 +231,7 @@ def yes_no_from_logits(logits: torch.Tensor, yes_ids: Sequence[int], no_ids: Seq
 
 
 @torch.inference_mode()
-def predict_yes_no(model: nn.Module, prepared: PreparedBenchmark,
+def predict_yes_no(model: nn.Module, prepared: EncodedBenchmark,
                    vision_cache: VisionCache | None = None) -> list[str]:
     """One forward per batch; the prediction of each row, in the benchmark's original order.
 
@@ -250,12 +250,12 @@ def predict_yes_no(model: nn.Module, prepared: PreparedBenchmark,
     return predictions
 
 
-def score_predictions(prepared: PreparedBenchmark, predictions: Sequence[str]) -> dict[str, Any]:
+def score_predictions(prepared: EncodedBenchmark, predictions: Sequence[str]) -> dict[str, Any]:
     rows = [dict(meta, prediction=pred) for meta, pred in zip(prepared.meta, predictions)]
     return mme_scores(rows)
 
 
-def score_model(model: nn.Module, prepared: PreparedBenchmark, heads: Sequence[int] = (),
+def score_model(model: nn.Module, prepared: EncodedBenchmark, heads: Sequence[int] = (),
                 vision_cache: VisionCache | None = None) -> dict[str, Any]:
     """MME scores of ``model`` with ``heads`` masked in every layer (none: the unablated model)."""
     with mask_heads(model, heads):
@@ -311,7 +311,7 @@ class SweepResult:
                 for h, s in enumerate(self.per_head)]
 
 
-def run_sweep(model: nn.Module, prepared: PreparedBenchmark, heads: Iterable[int] | None = None,
+def run_sweep(model: nn.Module, prepared: EncodedBenchmark, heads: Iterable[int] | None = None,
               progress: bool = True, cache_vision: bool = True) -> SweepResult:
     """Score the unablated model, then each head index masked in all layers.
 
@@ -349,7 +349,7 @@ def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path
                    cache_vision: bool = True, progress: bool = True) -> dict[str, Any]:
     """The whole stage: load, preprocess once, sweep, select, and write the three outputs."""
     from kawhi.atomic import atomic_path, write_json
-    from kawhi.heads.figure import save_ablation_figure
+    from kawhi.ablation_figure import save_ablation_figure
     from kawhi.provenance import provenance
 
     settings = dict(settings or {})
@@ -359,7 +359,7 @@ def identify_heads(model_dir: str | Path, bench: str | Path, out_dir: str | Path
     rows = load_mme(bench, limit=limit)
     model, processor = load_model_and_processor(model_dir)
     device = next(model.parameters()).device
-    prepared = prepare_benchmark(processor, rows, batch_size, dtype=model.dtype,
+    prepared = encode_benchmark(processor, rows, batch_size, dtype=model.dtype,
                                  pin_memory=device.type == "cuda")
     log.info("%s: %d questions in %d batches, preprocessed in %.1fs", bench, len(prepared),
              len(prepared.batches), prepared.prep_seconds)

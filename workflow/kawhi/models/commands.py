@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from kawhi.cli import add_settings_arguments
+    from kawhi.options import add_settings_arguments
 
     p = subparsers.add_parser(
         "build-model", help="build a tiny Qwen-VL-class model, or fetch/link a real checkpoint",
@@ -54,7 +54,7 @@ def _model_settings_for(args: argparse.Namespace):
 
 
 def build_model_command(args: argparse.Namespace) -> int:
-    from kawhi.cli import settings_from_args
+    from kawhi.options import settings_from_args
 
     if args.settings or args.config_file or args.overrides or args.model_name:
         settings = settings_from_args(args, _model_settings_for(args))
@@ -107,7 +107,7 @@ def _prod(shape) -> int:
 
 
 def sft_command(args: argparse.Namespace) -> int:
-    from kawhi.cli import settings_from_args
+    from kawhi.options import settings_from_args
     from kawhi.config import sft_settings
     from kawhi.models.sft import SFTSettings, train_sft
 

@@ -215,10 +215,10 @@ def run_curves(args: argparse.Namespace) -> int:
 
 
 def run_gallery(args: argparse.Namespace) -> int:
-    from kawhi.report.gallery import write_gallery
+    from kawhi.report.gallery import write_gallery_figure
     from kawhi.report.manifest import RunEntry, parse_manifest
 
-    write_gallery(parse_manifest(args.manifest, RunEntry), args.n, args.out_png, args.out_pdf, args.out_dir)
+    write_gallery_figure(parse_manifest(args.manifest, RunEntry), args.n, args.out_png, args.out_pdf, args.out_dir)
     return 0
 
 

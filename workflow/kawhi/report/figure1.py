@@ -83,7 +83,7 @@ def parse_judge_category(reply: str) -> str:
 def judge_completion(judge: dict[str, Any]) -> Callable[[str], str]:
     """``prompt -> reply`` from the judge the eval stage builds for the ``eval.judge`` block (every
     kind it knows: openai, vllm, hf); the block's ``benchmarks`` list limits scoring, not figure 1."""
-    from kawhi.eval.judge import build_judge
+    from kawhi.judge import build_judge
 
     try:
         return build_judge({k: v for k, v in judge.items() if k != "benchmarks"}).complete
@@ -95,7 +95,7 @@ def judge_classifier(judge: dict[str, Any], complete: Callable[[str], str] | Non
     """Error category from an LLM judge, for rows without facts (real benchmarks).
 
     ``complete`` maps a prompt to the judge's reply; by default the eval stage's judge client
-    (kawhi.eval.judge, configured by ``eval.judge``) provides it.
+    (kawhi.judge, configured by ``eval.judge``) provides it.
     """
     if complete is None:
         complete = judge_completion(judge)

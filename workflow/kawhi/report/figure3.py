@@ -51,7 +51,7 @@ def plot_figure3(results: list[HeadsResult]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kawhi.heads.figure import plot_ablation  # the heads stage owns the panel's look
+    from kawhi.ablation_figure import plot_ablation  # one look for the heads stage and the report
 
     cols = min(2, len(results))
     rows = math.ceil(len(results) / cols)

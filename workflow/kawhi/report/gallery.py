@@ -89,7 +89,7 @@ def render(path: Path, out_png: Path, title: str) -> Path:
     return out_png
 
 
-def write_gallery(runs: list[RunEntry], n: int, out_png: str | Path, out_pdf: str | Path | None,
+def write_gallery_figure(runs: list[RunEntry], n: int, out_png: str | Path, out_pdf: str | Path | None,
                   out_dir: str | Path | None = None) -> list[Path]:
     import matplotlib
 

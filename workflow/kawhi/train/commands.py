@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 
-from kawhi.cli import add_settings_arguments, settings_from_args
+from kawhi.options import add_settings_arguments, settings_from_args
 from kawhi.config import TRAINSETS
 
 ALGORITHMS = ("grpo", "dapo", "gspo")

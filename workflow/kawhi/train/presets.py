@@ -82,7 +82,7 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "data_seed": int(settings["seed"]),
         "max_steps": int(training["max_steps"]),
         "learning_rate": float(training["learning_rate"]),
-        "lr_scheduler_type": str(training.get("lr_scheduler_type", "linear")),
+        "lr_scheduler_type": str(training["lr_scheduler_type"]),
         "per_device_train_batch_size": int(training["per_device_train_batch_size"]),
         "gradient_accumulation_steps": gradient_accumulation_steps(training),
         "num_generations": int(training["num_generations"]),
@@ -93,18 +93,18 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         # TRL/transformers' own rotation: the oldest checkpoints beyond this many are deleted (None keeps all)
         "save_total_limit": (int(training["save_total_limit"]) if training.get("save_total_limit") is not None
                              else None),
-        "logging_steps": int(training.get("logging_steps", 1)),
-        "bf16": bool(training.get("bf16", False)),
-        "use_vllm": bool(training.get("use_vllm", False)),
-        "report_to": "none",
+        "logging_steps": int(training["logging_steps"]),
+        "bf16": bool(training["bf16"]),
+        "use_vllm": bool(training["use_vllm"]),
+        "report_to": training["report_to"],
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,  # the rewards read the answer/options columns
         "log_completions": False,
         "disable_tqdm": False,
     }
     if kwargs["use_vllm"]:
-        kwargs["vllm_mode"] = training.get("vllm_mode", "colocate")
-        kwargs["vllm_gpu_memory_utilization"] = float(training.get("vllm_gpu_memory_utilization", 0.3))
+        kwargs["vllm_mode"] = training["vllm_mode"]
+        kwargs["vllm_gpu_memory_utilization"] = float(training["vllm_gpu_memory_utilization"])
     for field_name, value in vars(algo).items():
         if field_name not in _NOT_GRPO_CONFIG:
             kwargs[field_name] = value

@@ -93,22 +93,22 @@ class FormatReward:
 def build_reward_functions(training: dict[str, Any], algorithm: dict[str, Any],
                            delimiter: str = "\n\n") -> tuple[list[RewardFunc], list[float]]:
     """Reward functions and weights for one run: accuracy, optional format, DAPO's soft overlong punishment."""
-    funcs: list[RewardFunc] = [AccuracyReward(strip_units=training.get("strip_units", True))]
+    funcs: list[RewardFunc] = [AccuracyReward(strip_units=training["strip_units"])]
     weights = [1.0]
     if algorithm.get("step_grpo") is not None:  # Step-GRPO: accuracy + StepRAR, and StepRVR (baselines.step_grpo)
         from kawhi.train.baselines.step_grpo import StepGRPOSettings, step_reward_functions
 
         funcs, weights = step_reward_functions(StepGRPOSettings(**algorithm["step_grpo"]), delimiter,
-                                               training.get("strip_units", True))
-    format_weight = float(training.get("format_reward", 0.0))
+                                               training["strip_units"])
+    format_weight = float(training["format_reward"])
     if format_weight > 0:
         funcs.append(FormatReward(delimiter))
         weights.append(format_weight)
-    if algorithm.get("overlong_punishment"):
+    if algorithm["overlong_punishment"]:
         from trl.rewards import get_soft_overlong_punishment
 
         max_len = int(training["max_completion_length"])
-        buffer = int(algorithm.get("overlong_buffer", 8))
+        buffer = int(algorithm["overlong_buffer"])
         if not 0 < buffer < max_len:
             raise ValueError(f"algorithms.*.overlong_buffer={buffer} must lie in (0, training.max_completion_length="
                              f"{max_len})")

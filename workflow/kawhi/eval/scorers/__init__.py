@@ -39,12 +39,12 @@ def scorer_names() -> list[str]:
 
 
 def get_scorer(name: str, judge=None) -> Scorer:
-    """The scorer of benchmark ``name``; ``judge`` (kawhi.eval.judge.Judge) is used where the official
+    """The scorer of benchmark ``name``; ``judge`` (kawhi.judge.Judge) is used where the official
     scoring relies on an LLM judge, else ignored."""
     if name not in SCORERS:
         raise KeyError(f"no scorer for benchmark {name!r}; known: {', '.join(scorer_names())}")
     if isinstance(judge, dict) or judge is None:
-        from kawhi.eval.judge import build_judge
+        from kawhi.judge import build_judge
 
         judge = build_judge(judge, name)  # the eval.judge config block (if it scores `name`), or None
     module_name, class_name = SCORERS[name]

@@ -1,5 +1,5 @@
 """MME (and the MME-style synthetic suite): the official MME score, computed by
-``kawhi.heads.mme.mme_scores`` (the same code head identification uses).
+``kawhi.data.mme.mme_scores`` (the same code head identification uses).
 
 ``total``, ``perception`` and ``cognition`` are on MME's own scale (each category contributes
 acc + acc+, at most 200), not percent; ``acc`` (per question) and ``acc_plus`` (per image, both
@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from kawhi.eval.scorers.base import Scorer, check_lengths, mean_percent, require
-from kawhi.heads.mme import mme_scores, normalise_answer, parse_yes_no
+from kawhi.data.mme import mme_scores, normalise_answer, parse_yes_no
 
 
 class MMEScorer(Scorer):

@@ -28,18 +28,10 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from kawhi.data.answers import extract_answer
+from kawhi.data.answers import extract_answer, parse_options
 from kawhi.eval.scorers.base import Scorer, check_lengths, mean_percent, require
 
 _KEY = re.compile(r"^(\d)steps?_(\d+|multi)$")
-_OPTION = re.compile(r"([A-H])\.\s*(.*?)\s*(?=;\s*[A-H]\.|$)", re.DOTALL)
-
-
-def parse_options(option_text: str) -> list[str]:
-    """WeMath's ``option`` column, "A. 3cm; B. 4cm; ...", as a list of option texts."""
-    found = _OPTION.findall(str(option_text or ""))
-    letters = [letter for letter, _ in found]
-    return [text for _, text in found] if letters == list("ABCDEFGH"[:len(letters)]) else []
 
 
 def composite_outcomes(rows: list[dict[str, Any]], scored: list[dict[str, Any]]) -> tuple[list[tuple[list[bool], bool]], int]:

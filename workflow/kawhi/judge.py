@@ -15,11 +15,9 @@ is never mistaken for a rule-based one. The prompts the scorers send are in kawh
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 EXTRACT_PROMPT = (
     "Extract the final answer from the response to the question. Reply with the answer only, "
@@ -39,9 +37,10 @@ class Judge:
     """A text-in, text-out model: ``complete`` answers a prompt (the official prompts are built by the
     scorers); ``extract_answer``/``grade``/``judge_sample`` ask the generic questions."""
 
-    def __init__(self, complete: Callable[[str], str], description: dict[str, Any]) -> None:
+    def __init__(self, complete: Callable[[str], str], description: dict[str, Any], concurrency: int = 1) -> None:
         self._complete = complete
         self._description = description
+        self.concurrency = concurrency  # prompts in flight at once (an in-process model takes one at a time)
 
     def describe(self) -> dict[str, Any]:
         return dict(self._description)
@@ -65,25 +64,24 @@ class Judge:
         return match.group(0) == "1"
 
 
-def openai_completion(model: str, base_url: str, timeout_s: float = 120.0,
+def openai_completion(model: str, base_url: str, timeout_s: float = 120.0, max_retries: int = 3,
                       api_key: str | None = None) -> Callable[[str], str]:
-    """``prompt -> reply`` through ``POST {base_url}/chat/completions`` (temperature 0)."""
-    url = base_url.rstrip("/") + "/chat/completions"
+    """``prompt -> reply`` from an OpenAI-compatible chat-completions server (temperature 0), through the
+    ``openai`` client: each request times out after ``timeout_s`` and is retried ``max_retries`` times with
+    exponential back-off on connection errors, timeouts, 429 and 5xx. The client is thread-safe, so one
+    instance serves every worker of :func:`judge_map`."""
+    from openai import OpenAI
+
     key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+    # a local `vllm serve` needs no key, but the client insists on one
+    client = OpenAI(base_url=base_url, api_key=key or "EMPTY", timeout=timeout_s, max_retries=max_retries)
 
     def complete(prompt: str) -> str:
-        body = json.dumps({"model": model, "temperature": 0, "max_tokens": 256,
-                           "messages": [{"role": "user", "content": prompt}]}).encode()
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=timeout_s) as reply:
-            payload = json.loads(reply.read())
-        try:
-            return payload["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError) as err:
-            raise ValueError(f"judge endpoint {url} returned no choices[0].message.content: {str(payload)[:200]}") from err
+        reply = client.chat.completions.create(model=model, temperature=0, max_tokens=256,
+                                               messages=[{"role": "user", "content": prompt}])
+        if not reply.choices or reply.choices[0].message is None:
+            raise ValueError(f"judge endpoint {base_url} returned no choices[0].message: {str(reply)[:200]}")
+        return reply.choices[0].message.content or ""
 
     return complete
 
@@ -154,10 +152,31 @@ def build_judge(config: dict[str, Any] | None, benchmark: str | None = None) -> 
         base_url = config.get("base_url")
         if not base_url:
             raise ValueError("eval.judge.base_url is required for kind: openai")
-        return Judge(openai_completion(model, base_url), {"kind": "openai", "model": model, "base_url": base_url})
+        # the schema fills these; a block passed by hand (kawhi score --judge) may leave them out
+        client = {k: config[k] for k in ("timeout_s", "max_retries") if k in config}
+        return Judge(openai_completion(model, base_url, **client),
+                     {"kind": "openai", "model": model, "base_url": base_url},
+                     concurrency=int(config.get("concurrency", 1)))
     if kind == "vllm":
         engine_args = {k: config[k] for k in ("gpu_memory_utilization", "tensor_parallel_size") if k in config}
         return Judge(vllm_completion(model, **engine_args), {"kind": "vllm", "model": model})
     if kind == "hf":
         return Judge(hf_completion(model), {"kind": "hf", "model": model})
     raise ValueError(f"eval.judge.kind must be one of {JUDGE_KINDS}, got {kind!r}")
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def judge_map(fn: Callable[[Item], Result], items: Iterable[Item], judge: Judge | None,
+              desc: str = "judging") -> list[Result]:
+    """``[fn(item) for item in items]``, in order; with a judge, ``judge.concurrency`` at a time in threads
+    (tqdm's ``thread_map``) under a progress bar, since each item waits on the judge's replies."""
+    items = list(items)
+    if judge is None:
+        return [fn(item) for item in items]
+    from tqdm.contrib.concurrent import thread_map
+
+    return thread_map(fn, items, max_workers=max(1, judge.concurrency), desc=desc, unit="sample",
+                      disable=not items)
