@@ -18,7 +18,7 @@ recorded and the next section runs):
    kernels round differently, so probabilities agree to ~1e-2, not 1e-5).
 3. ``kawhi_overhead``: benchmarks/kawhi_overhead.py (owned by the method work) at Qwen2.5-VL-7B shapes;
    its arguments are ``OVERHEAD_GPU_ARGS`` (override with KAWHI_OVERHEAD_ARGS). Its last line
-   ``overhead_ratio <x> naive_ratio <y>`` is parsed. Absent script: status "absent" (not a failure in
+   ``overhead_ratio <x> paper_shape_ratio <y> capture_mb <z>`` is parsed. Absent script: status "absent" (not a failure in
    dry mode).
 4. ``head_sweep``: benchmarks/head_sweep.py; its last line ``sweep_ratio <x>`` is parsed.
 
@@ -29,7 +29,7 @@ Output, one JSON line (the only line on stdout)::
                              ...section fields..., "error": str (failed/timeout: the log's tail)}}}
 
 Section fields: train_<algo>: ``steps``, ``step_time_s``, ``loss``, ``dtype``; capture: ``fp32_max_abs``,
-``bf16_max_abs``, ``fp32_atol``, ``bf16_atol``; kawhi_overhead: ``overhead_ratio``, ``naive_ratio``;
+``bf16_max_abs``, ``fp32_atol``, ``bf16_atol``; kawhi_overhead: ``overhead_ratio``, ``paper_shape_ratio``, ``capture_mb``;
 head_sweep: ``sweep_ratio``. ``ok`` is true when no section failed or timed out.
 """
 
@@ -54,9 +54,10 @@ ALGOS = ("grpo", "dapo", "gspo")
 FP32_ATOL = 1e-5
 BF16_ATOL = 2e-2
 # Qwen2.5-VL-7B text decoder: width 3584, 28 query heads, 4 key/value heads; 4 layers keep it in time.
-OVERHEAD_GPU_ARGS = ["--hidden-size", "3584", "--heads-q", "28", "--heads-kv", "4", "--layers", "4",
-                     "--batch", "8", "--completion", "512", "--rounds", "10"]
-OVERHEAD_DRY_ARGS = ["--batch", "2", "--completion", "8", "--rounds", "2"]
+# kawhi_overhead.py builds Qwen2.5-VL-7B's widths itself (3584 wide, 28 query / 4 kv heads); 4 layers and
+# 1,024 visual + 1,024 response tokens per row keep it in time.
+OVERHEAD_GPU_ARGS = ["--rounds", "10", "--wide-layers", "4", "--wide-rows", "2", "--wide-rounds", "5"]
+OVERHEAD_DRY_ARGS = ["--rounds", "2", "--wide-layers", "1", "--wide-rounds", "1", "--wide-completion", "64"]
 LIMITS_S = {"gpu": {"train": 70, "capture": 60, "kawhi_overhead": 150, "head_sweep": 90},
             "dry": {"train": 120, "capture": 90, "kawhi_overhead": 150, "head_sweep": 150}}
 
@@ -117,27 +118,31 @@ def section_capture(dry: bool, work: Path) -> dict[str, Any]:
         batch = {k: v.to(device) for k, v in make_batch(model).items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         heads = [0, model.config.get_text_config().num_attention_heads - 1]
-        with torch.no_grad(), QKCapture(model, heads=heads) as cap:
-            model(**batch)
-        captured = cap.captured()
-        eager = copy.deepcopy(model)
-        eager.set_attn_implementation("eager")
-        with torch.no_grad():
-            attentions = eager(**batch, output_attentions=True).attentions
         config = model.config
         layouts = visual_layout(batch["input_ids"].cpu(), batch["image_grid_thw"].cpu(), config.image_token_id,
                                 config.vision_config.spatial_merge_size)
-        worst = 0.0
+        # queries: every position after the row's image; keys: the visual tokens (what KAWHI reads)
+        query_mask = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
         for b, layout in enumerate(layouts):
-            visual = layout.visual_positions.to(device)
-            queries = torch.arange(int(visual[-1]) + 1, batch["input_ids"].shape[1], device=device)
-            for layer in captured.layers:
-                q = captured.q[layer][b][:, queries].float()
-                k = captured.k[layer][b][:, visual].float()
-                ours = torch.softmax(q @ k.transpose(-1, -2) * captured.scaling, dim=-1)
-                theirs = attentions[layer][b][heads][:, queries][:, :, visual].float()
-                theirs = theirs / theirs.sum(dim=-1, keepdim=True)
-                worst = max(worst, float((ours - theirs).abs().max()))
+            query_mask[b, int(layout.visual_positions[-1]) + 1:] = True
+        key_mask = batch["input_ids"] == config.image_token_id
+        with torch.no_grad(), QKCapture(model, heads=heads, layers=[-1], query_mask=query_mask,
+                                        key_mask=key_mask) as cap:
+            model(**batch)
+        captured = cap.captured()
+        final = captured.layers[0]
+        eager = copy.deepcopy(model)
+        eager.set_attn_implementation("eager")
+        with torch.no_grad():
+            probabilities = eager(**batch, output_attentions=True).attentions[final]
+        # eager exposes softmax(logits): centred log-probabilities are the logits up to a per-row constant
+        centre = lambda x: x - x.mean(dim=-1, keepdim=True)  # noqa: E731
+        worst = 0.0
+        for b in range(batch["input_ids"].shape[0]):
+            row = captured.row(b)
+            ours = torch.einsum("qhd,khd->hqk", row.q.float(), row.k.float()) * captured.scaling
+            theirs = probabilities[b][heads][:, row.q_positions][:, :, row.k_positions].float().log()
+            worst = max(worst, float((centre(ours) - centre(theirs)).abs().max()))
         out[f"{name}_max_abs"] = worst
     if out["fp32_max_abs"] > FP32_ATOL or out["bf16_max_abs"] > BF16_ATOL:
         raise AssertionError(f"capture differs from eager attention: {out}")
@@ -168,7 +173,7 @@ def run_section(name: str, dry: bool, work: Path) -> dict[str, Any]:
         override = os.environ.get("KAWHI_OVERHEAD_ARGS")
         args = override.split() if override else (OVERHEAD_DRY_ARGS if dry else OVERHEAD_GPU_ARGS)
         return _script(REPO / "benchmarks" / "kawhi_overhead.py", args,
-                       r"overhead_ratio (\S+) naive_ratio (\S+)", ("overhead_ratio", "naive_ratio"),
+                       r"overhead_ratio (\S+) paper_shape_ratio (\S+) capture_mb (\S+)", ("overhead_ratio", "paper_shape_ratio", "capture_mb"),
                        LIMITS_S[mode]["kawhi_overhead"] - 10)
     if name == "head_sweep":
         args = ["--n-images", "4", "--batch-size", "4", "--repeats", "1"] if dry else ["--n-images", "50"]

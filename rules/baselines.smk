@@ -22,6 +22,8 @@ rule key_steps:
     threads: 1
     conda:
         "../envs/eval.yaml"
+    conda:
+        KAWHI_ENV
     shell:
         "kawhi key-steps --data {input} --out {output} --judge {params.judge:q} --what {params.what}"
         " > {log} 2>&1"

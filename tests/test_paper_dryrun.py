@@ -103,6 +103,8 @@ def _report_rules(repo_root, config):
     """The named targets of rules/report.smk (each `make_X` artefact rule has a named target `X`)."""
     text = (repo_root / "rules" / "report.smk").read_text()
     rules = set(re.findall(r"^rule (\w+):", text, re.M))
+    named = re.search(r"^NAMED_TARGETS = \{(.*?)\}", text, re.M | re.S)  # targets generated from one table
+    rules |= set(re.findall(r'"(\w+)":', named.group(1))) if named else set()
     artefacts = {r.removeprefix("make_") for r in rules if r.startswith("make_")}
     assert artefacts and artefacts <= rules, "every artefact rule make_X has its named target X"
     # a sweep without variants has no figure (report.smk's REPORT_TARGETS)

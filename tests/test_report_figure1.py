@@ -21,16 +21,16 @@ from kawhi.report.figure1 import (
 from kawhi.report.manifest import BASE_ROW, EvalEntry, manifest_json
 from tests.report_fixtures import write_eval, write_samples
 
-OTHER_COLOR = {"red": "blue", "blue": "green", "green": "red"}
+OTHER_COLOR = {"red": "blue", "blue": "green", "green": "yellow", "yellow": "red"}
 
 
 def _responses(row: dict) -> list[tuple[str, float]]:
     """(response, score) variants of one row: right, a misread colour, answer only, a wrong sum."""
     right = format_target(row["solution"], row["answer"])
     out = [(right, 1.0), ("The answer is \\boxed{99}.", 0.0)]
-    cells = re.search(r"Cells: ([a-z]+)", row["solution"])
-    if cells and cells.group(1) in OTHER_COLOR:
-        misread = row["solution"].replace(f"Cells: {cells.group(1)}", f"Cells: {OTHER_COLOR[cells.group(1)]}", 1)
+    shape = re.search(r"Shape: ([a-z]+)\.", row["solution"])
+    if shape and shape.group(1) in OTHER_COLOR:
+        misread = row["solution"].replace(f"Shape: {shape.group(1)}.", f"Shape: {OTHER_COLOR[shape.group(1)]}.", 1)
         out.append((format_target(misread, "99"), 0.0))
     sums = re.search(r"= (\d+)\.", row["solution"])
     if sums:
@@ -118,7 +118,7 @@ def test_misread_lines_found_by_the_grader(synthetic_results):
     entries, _, lines = synthetic_results
     line = next(x for x in lines if x["score"] < 1 and classify_error(x, x["response"]) == "VP")
     flags = highlighted_lines(line, line["response"], ["not in the text"])
-    assert flags[0][1] and flags[0][0].startswith("Cells:")  # the misread "Cells:" line
+    assert flags[0][1] and flags[0][0].startswith("Shape:")  # the misread "Shape:" line
     assert not any(flag for _, flag in flags[1:])
 
 

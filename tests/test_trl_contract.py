@@ -36,6 +36,8 @@ RECORDED = {
         ("image_sizes", "POSITIONAL_OR_KEYWORD", "None"), ("token_type_ids", "POSITIONAL_OR_KEYWORD", "None"),
         ("mm_token_type_ids", "POSITIONAL_OR_KEYWORD", "None"),
         ("image_position_ids", "POSITIONAL_OR_KEYWORD", "None")],
+    "_get_train_sampler": [("self", "POSITIONAL_OR_KEYWORD", None), ("dataset", "POSITIONAL_OR_KEYWORD", "None")],
+    "_load_from_checkpoint": [("self", "POSITIONAL_OR_KEYWORD", None), ("resume_from_checkpoint", "POSITIONAL_OR_KEYWORD", None), ("model", "POSITIONAL_OR_KEYWORD", "None")],
 }
 
 
