@@ -223,3 +223,15 @@ def test_baselines_config_keys(repo_root):
     del raw["algorithms"]["ft-rl"]
     with pytest.raises(ConfigError, match=r"grid\.baselines.*ft-rl"):
         validate_config(raw)
+
+
+def test_kawhi_train_accepts_every_configured_algorithm(repo_root):
+    """The rules call `kawhi train --algo <name>` for every algorithm of the grid and every baseline."""
+    from kawhi.cli import build_parser
+
+    config = load_config(repo_root / "config" / "config.yaml")
+    parser = build_parser()
+    for algo in [*config["grid"]["algorithms"], *config["grid"]["baselines"]]:
+        args = parser.parse_args(["train", "--model", "m", "--algo", algo, "--variant", "baseline",
+                                  "--data", "d.parquet", "--out", "o"])
+        assert args.algo == algo

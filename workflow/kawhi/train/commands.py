@@ -11,7 +11,7 @@ import subprocess
 from kawhi.options import add_settings_arguments, settings_from_args
 from kawhi.config import TRAINSETS
 
-ALGORITHMS = ("grpo", "dapo", "gspo")
+ALGORITHMS = ("grpo", "dapo", "gspo", "ft-rl", "vppo", "step-grpo")  # the grid's three and Table 1's baselines
 VARIANTS = ("baseline", "kawhi", "kawhi-random", "kawhi-inverse", "kawhi-kk", "kawhi-token")
 
 log = logging.getLogger(__name__)
