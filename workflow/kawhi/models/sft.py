@@ -332,7 +332,7 @@ def step_stream(rows: list[dict[str, Any]], settings: SFTSettings) -> list[dict[
 
     With ``first_suites``, the first ``first_steps`` steps draw only from those suites, the rest from
     all rows: a curriculum knob (tried with shapes_count first; no gain measured at 600 of 2,000 steps,
-    docs/curriculum_feedback.md round 3).
+    worklog/curriculum_feedback.md round 3).
     """
     import random
 
