@@ -194,9 +194,6 @@ def _check_cross_keys(config: dict[str, Any]) -> None:
     for variant in config["variants"]:
         _check_variant(config, variant)
     _check_training(config)
-    if not config["train_data"].get("source") and not config["train_data"]["suites"]:
-        raise ConfigError("invalid config at 'train_data.suites' (rule train): empty, and no train_data.source "
-                          "is given: there is nothing to train on")
     _check_layers(config)
 
     _check_grid_keys(config)
@@ -253,7 +250,8 @@ def _check_grid_keys(config: dict[str, Any]) -> None:
                 raise ConfigError(f"invalid config at 'grid.{key}': variant '{variant}' does not enable KAWHI")
     for block in ("train_data", "chart_train_data"):
         if not config[block].get("source") and not config[block].get("suites"):
-            raise ConfigError(f"invalid config at '{block}': give suites (synthetic) or source (a dataset)")
+            raise ConfigError(f"invalid config at '{block}.suites' (rule train): empty, and no {block}.source "
+                              f"is given: there is nothing to train on")
     training_schema = _schema_part("properties", "training")
     for algo, preset in config["algorithms"].items():
         overrides = preset.get("training", {})

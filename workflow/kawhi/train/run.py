@@ -212,7 +212,6 @@ def _metrics_callback(path: Path):
 def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str | Path | None,
               data_files: Sequence[str | Path], out: str | Path, gallery_size: int | None = None) -> dict[str, Any]:
     """Train one (model, algo, variant) run into ``out``; return the done.json record."""
-    import torch
     from transformers import set_seed
 
     from kawhi.train.presets import algorithm_from_settings, build_grpo_config
@@ -273,25 +272,37 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
         image_token = getattr(processor, "image_token", None)
         write_gallery(out / "gallery", trainer.gallery, getattr(processor, "image_processor", None), image_token)
 
-    record = {
-        "model": settings.get("model"),
-        "algorithm": algo.name,
-        "variant": settings.get("variant"),
-        "steps": int(trainer.state.global_step),
-        "max_steps": int(args.max_steps),
-        "resumed_from": resume.name if resume else None,
-        "wall_time_s": round(time.time() - started, 3),
-        "train_runtime_s": float(result.metrics.get("train_runtime", 0.0)),
-        "heads": list(trainer.kawhi_heads),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "metrics_file": "metrics.jsonl",
-        "final_dir": "final",
-        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")) if trainer.gallery else [],
-        "provenance": provenance(settings),
-    }
+    record = _done_record(settings, algo.name, out, started, steps=int(trainer.state.global_step),
+                          resumed_from=resume.name if resume else None,
+                          train_runtime_s=float(result.metrics.get("train_runtime", 0.0)),
+                          heads=list(trainer.kawhi_heads), with_gallery=bool(trainer.gallery))
     if trainer.is_world_process_zero():
         write_json(out / "done.json", record)
     return record
+
+
+def _done_record(settings: dict[str, Any], algo_name: str, out: Path, started: float, *, steps: int,
+                 resumed_from: str | None, train_runtime_s: float, heads: list[int],
+                 with_gallery: bool) -> dict[str, Any]:
+    """What ``done.json`` says of a finished run (trained to the end, or finished from its last checkpoint)."""
+    import torch
+
+    return {
+        "model": settings.get("model"),
+        "algorithm": algo_name,
+        "variant": settings.get("variant"),
+        "steps": steps,
+        "max_steps": int(settings["training"]["max_steps"]),
+        "resumed_from": resumed_from,
+        "wall_time_s": round(time.time() - started, 3),
+        "train_runtime_s": train_runtime_s,
+        "heads": heads,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics_file": "metrics.jsonl",
+        "final_dir": "final",
+        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")) if with_gallery else [],
+        "provenance": provenance(settings),
+    }
 
 
 def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_name: str, heads: list[int],
@@ -303,30 +314,14 @@ def _finish_from_checkpoint(checkpoint: Path, settings: dict[str, Any], algo_nam
     stored with the checkpoint, padded on the left). A gallery written before the kill is kept. Only
     the main process writes (``write``); the others return the same record.
     """
-    import torch
-
     log.info("%s is at max_steps: writing final/ from it instead of training further", checkpoint)
     if write:
         model, processor = load_policy(checkpoint)
         with disk_full_errors(out, "saving the final model"), atomic_path(out / "final") as tmp:
             model.save_pretrained(str(tmp))
             processor.save_pretrained(str(tmp))
-    record = {
-        "model": settings.get("model"),
-        "algorithm": algo_name,
-        "variant": settings.get("variant"),
-        "steps": checkpoint_step(checkpoint),
-        "max_steps": int(settings["training"]["max_steps"]),
-        "resumed_from": checkpoint.name,
-        "wall_time_s": round(time.time() - started, 3),
-        "train_runtime_s": 0.0,
-        "heads": heads,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "metrics_file": "metrics.jsonl",
-        "final_dir": "final",
-        "gallery": sorted(p.name for p in (out / "gallery").glob("*.json")),
-        "provenance": provenance(settings),
-    }
+    record = _done_record(settings, algo_name, out, started, steps=checkpoint_step(checkpoint),
+                          resumed_from=checkpoint.name, train_runtime_s=0.0, heads=heads, with_gallery=True)
     if write:
         write_json(out / "done.json", record)
     return record
