@@ -19,6 +19,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from step_overhead import policy_dir  # benchmarks/ is sys.path[0] when a script here runs
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -69,15 +71,7 @@ def main() -> int:
     from kawhi.data.synthetic import write_suite
 
     tmp = Path(tempfile.mkdtemp(prefix="kawhi-baseline-overhead-"))
-    model_dir = args.model
-    if model_dir is None:
-        found = sorted(REPO.glob("results/models/*/sft/config.json"))
-        if found:
-            model_dir = found[0].parent
-        else:
-            from kawhi.models.tiny import build_tiny_model
-
-            model_dir = build_tiny_model(arch=args.arch, out_dir=tmp / "model", seed=0)
+    model_dir = policy_dir(args.model, args.arch, tmp)
     data = tmp / "train.parquet"
     write_suite(suite="shapes_arith", split="train", n=64, seed=0, out=data)
     print(f"model {model_dir}  threads {os.environ.get('OMP_NUM_THREADS')}", flush=True)

@@ -95,6 +95,19 @@ def loss_path_times(model_dir: Path, data: Path, heads: list[int], out: Path, re
     return times
 
 
+def policy_dir(model: Path | None, arch: str, tmp: Path) -> Path:
+    """``model``, else the first warm-started policy of a `make run` (results/models/<first>/sft), else a
+    freshly built tiny model of ``arch`` under ``tmp``."""
+    if model is not None:
+        return model
+    found = sorted(REPO.glob("results/models/*/sft/config.json"))
+    if found:
+        return found[0].parent
+    from kawhi.models.tiny import build_tiny_model
+
+    return build_tiny_model(arch=arch, out_dir=tmp / "model", seed=0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="policy directory (default: results/models/<first>/sft, "
@@ -109,15 +122,7 @@ def main() -> int:
     from kawhi.data.synthetic import write_suite
 
     tmp = Path(tempfile.mkdtemp(prefix="kawhi-step-overhead-"))
-    model_dir = args.model
-    if model_dir is None:
-        found = sorted(REPO.glob("results/models/*/sft/config.json"))
-        if found:
-            model_dir = found[0].parent
-        else:
-            from kawhi.models.tiny import build_tiny_model
-
-            model_dir = build_tiny_model(arch=args.arch, out_dir=tmp / "model", seed=0)
+    model_dir = policy_dir(args.model, args.arch, tmp)
     heads = [0, 1]
     heads_file = args.heads or next(iter(sorted(REPO.glob("results/heads/*/critical_heads.json"))), None)
     if heads_file:

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from kawhi.cli import main
+from tests.benchmark_cli import prepare, score
 
 ROWS = json.loads((Path(__file__).parent / "fixtures" / "official_rows.json").read_text())
 
@@ -31,23 +32,6 @@ def write_split(rows: list[dict], image_column: str, path: Path) -> None:
     ds = datasets.Dataset.from_list(rows).cast_column(image_column, datasets.Image())
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(path))
-
-
-def prepare(name: str, source: Path, out: Path, split: str | None = None) -> datasets.Dataset:
-    args = ["prepare-benchmark", "--name", name, "--source", str(source), "--out", str(out)]
-    assert main(args + (["--split", split] if split else [])) == 0
-    return datasets.load_dataset("parquet", data_files=str(out), split="train")
-
-
-def score(name: str, rows: list[dict], responses: list[str], tmp_path: Path, capsys) -> dict:
-    predictions = tmp_path / f"{name}.samples.jsonl"
-    with open(predictions, "w") as fh:
-        for row, response in zip(rows, responses):
-            fh.write(json.dumps({k: v for k, v in row.items() if k != "image"} | {"response": response},
-                                default=str) + "\n")
-    capsys.readouterr()
-    assert main(["score", "--benchmark", name, "--predictions", str(predictions)]) == 0
-    return json.loads(capsys.readouterr().out)["metrics"]
 
 
 # ---- MathVista ----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from kawhi.cli import main
+from tests.benchmark_cli import score
 from kawhi.eval.scorers import get_scorer
 
 
@@ -164,17 +165,6 @@ def mathverse_hub(root: Path) -> Path:
     return root
 
 
-def score(rows: list[dict], responses: list[str], tmp_path: Path, capsys) -> dict:
-    predictions = tmp_path / "mathverse.samples.jsonl"
-    with open(predictions, "w") as fh:
-        for row, response in zip(rows, responses):
-            fh.write(json.dumps({k: v for k, v in row.items() if k != "image"} | {"response": response},
-                                default=str) + "\n")
-    capsys.readouterr()
-    assert main(["score", "--benchmark", "mathverse", "--predictions", str(predictions)]) == 0
-    return json.loads(capsys.readouterr().out)["metrics"]
-
-
 def test_mathverse_hub_folder_and_official_quick_match_aggregation(tmp_path, capsys):
     out = tmp_path / "mv.parquet"
     assert main(["prepare-benchmark", "--name", "mathverse", "--source", str(mathverse_hub(tmp_path / "MathVerse")),
@@ -184,7 +174,7 @@ def test_mathverse_hub_folder_and_official_quick_match_aggregation(tmp_path, cap
     assert ds[0]["question"] == ROWS[0]["query_cot"] and ds[1]["question_hub"] == ""
     assert ds[0]["metadata"]["subject"] == "Plane Geometry"
 
-    metrics = score(list(ds), [r for r, _ in RESPONSES], tmp_path, capsys)
+    metrics = score("mathverse", list(ds), [r for r, _ in RESPONSES], tmp_path, capsys)
     official = official_scores([dict(r, extraction=e) for r, (_, e) in zip(ROWS, RESPONSES)])
     assert official["total"] == pytest.approx(100 * 6 / 9)  # the reference is not trivially all right
     assert len(official) == 1 + 2 + 3 + 5 + 1
