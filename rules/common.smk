@@ -6,6 +6,7 @@ import re
 from kawhi.config import (
     TRAINSETS,
     algorithm_settings,
+    eval_settings,
     model_settings,
     settings_json,
     train_settings,
@@ -270,10 +271,11 @@ def get_bench_data(wildcards):
 
 
 def get_eval_settings(wildcards):
-    settings = {k: v for k, v in config["eval"].items() if k != "resources"}
-    settings["benchmark"] = wildcards.bench
-    settings["seed"] = config["seed"]
-    return settings_json(settings)
+    return settings_json(eval_settings(config, wildcards.bench))
+
+
+def get_base_eval_settings(wildcards):
+    return settings_json(eval_settings(config, wildcards.bench, base=True))
 
 
 def get_run_model_dir(wildcards):

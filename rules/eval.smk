@@ -11,7 +11,7 @@ rule evaluate_base:
         result=f"{RESULTS}/eval/{{model}}/base/{{bench}}.json",
         samples=f"{RESULTS}/eval/{{model}}/base/{{bench}}.samples.jsonl",
     params:
-        settings=get_eval_settings,
+        settings=get_base_eval_settings,
     wildcard_constraints:
         bench=eval_bench_pattern(),
     log:

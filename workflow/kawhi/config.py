@@ -499,6 +499,20 @@ def heads_settings(config: dict[str, Any], model: str | None = None) -> dict[str
     return settings
 
 
+def eval_settings(config: dict[str, Any], benchmark: str, base: bool = False) -> dict[str, Any]:
+    """What one evaluation depends on: the eval block (minus resources), the benchmark and the seed.
+
+    ``base``: the base policy's evaluation, whose k is ``eval.base_num_samples`` where that is set (the
+    warm start's pass@k); trained runs use ``eval.num_samples``.
+    """
+    settings = {k: v for k, v in config["eval"].items() if k not in ("resources", "base_num_samples")}
+    if base and "base_num_samples" in config["eval"]:
+        settings["num_samples"] = config["eval"]["base_num_samples"]
+    settings["benchmark"] = benchmark
+    settings["seed"] = config["seed"]
+    return settings
+
+
 def settings_json(settings: dict[str, Any]) -> str:
     """Canonical JSON (sorted keys) so equal settings give equal strings and equal hashes."""
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))

@@ -94,6 +94,7 @@ def grpo_config_kwargs(settings: dict[str, Any], output_dir: str | Path) -> dict
         "save_total_limit": (int(training["save_total_limit"]) if training.get("save_total_limit") is not None
                              else None),
         "logging_steps": int(training["logging_steps"]),
+        "gradient_checkpointing": bool(training["gradient_checkpointing"]),
         "bf16": bool(training["bf16"]),
         "use_vllm": bool(training["use_vllm"]),
         "report_to": training["report_to"],
