@@ -5,8 +5,9 @@
 # with R1-VL's extraction prompt. Without a judge the job stops with a message naming what is missing.
 
 
-def get_key_steps_judge(wildcards):
-    return settings_json(config["eval"].get("judge") or {})
+def get_key_steps_what(wildcards):
+    """The config block the training set comes from (train_data or chart_train_data), for the messages."""
+    return TRAIN_DATA[wildcards.trainset][0]
 
 
 rule key_steps:
@@ -15,13 +16,11 @@ rule key_steps:
     output:
         key_steps_data("{trainset}"),
     params:
-        judge=get_key_steps_judge,
-        what=lambda wildcards: TRAIN_DATA[wildcards.trainset][0],
+        judge=get_judge,
+        what=get_key_steps_what,
     log:
-        f"{LOGS}/data/{{trainset}}_train.key_steps.log",
+        "logs/data/{trainset}_train.key_steps.log",
     threads: 1
-    conda:
-        "../envs/eval.yaml"
     conda:
         KAWHI_ENV
     shell:

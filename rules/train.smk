@@ -12,14 +12,14 @@ rule train:
         heads=get_heads_json,
         data=get_train_data,
     output:
-        done=run_done("{model}", "{trainset}", "{algo}", "{variant}", "{seed}"),
+        done=RUN_DONE,
     params:
         out_dir=get_run_dir,
         settings=get_train_settings,
     log:
-        f"{LOGS}/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.log",
+        "logs/train/{model}/{trainset}/{algo}/{variant}/seed-{seed}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.tsv"
+        "results/benchmarks/train/{model}/{trainset}/{algo}/{variant}/seed-{seed}.tsv"
     threads: config["training"]["resources"]["threads"]
     resources:
         mem_mb=config["training"]["resources"]["mem_mb"],
