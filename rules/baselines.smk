@@ -1,4 +1,4 @@
-# rules for Table 1's fine-grained reward baselines (FT-RL, VPPO, Step-GRPO; common.smk's baseline_runs).
+# rules for Table 1's fine-grained reward baselines (FT-RL, VPPO, Step-GRPO; kawhi.report.grid.baseline_runs).
 # Their training and evaluation go through rules/train.smk and rules/eval.smk like every run; the one
 # thing of their own is Step-GRPO's key steps for hub training data. The synthetic suites write theirs
 # from their solutions; a hub set (train_data.source) gets them from the configured judge (eval.judge)

@@ -5,26 +5,10 @@ import re
 
 from kawhi.config import TRAINSETS, heads_settings, model_settings, settings_json, sft_settings, train_settings
 from kawhi.report import grid
-from kawhi.report.grid import (  # the path patterns: each rule's output is one of these strings
-    BASE_MODEL,
-    EVAL_BASE,
-    EVAL_BASE_SAMPLES,
-    EVAL_RUN,
-    EVAL_RUN_SAMPLES,
-    HEADS_ABLATION,
-    HEADS_FIGURE_PDF,
-    HEADS_FIGURE_PNG,
-    HEADS_JSON,
-    PUBLISHED_HEADS,
-    RUN_DONE,
-    SFT_MODEL,
-    SYNTHETIC_SUITES,
-    TRAIN_DATA,
-    data_file,
-    key_steps_data,
-    prepared_train_data,
-    report_file,
-)
+# the path patterns: each rule's output is one of these strings
+from kawhi.report.grid import BASE_MODEL, SFT_MODEL, HEADS_JSON, HEADS_ABLATION, HEADS_FIGURE_PNG, HEADS_FIGURE_PDF
+from kawhi.report.grid import PUBLISHED_HEADS, RUN_DONE, EVAL_BASE, EVAL_BASE_SAMPLES, EVAL_RUN, EVAL_RUN_SAMPLES
+from kawhi.report.grid import SYNTHETIC_SUITES, TRAIN_DATA, data_file, key_steps_data, prepared_train_data, report_file
 
 # The one software environment of every rule (`--sdm conda`): envs/kawhi.yaml installs envs/paper.lock.txt.
 KAWHI_ENV = "../envs/kawhi.yaml"  # relative to the rule file (rules/), as Snakemake resolves conda:
