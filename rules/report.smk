@@ -2,7 +2,7 @@
 # gives each artefact its outputs, report() entries and command; from it come one rule make_<name> running
 # `kawhi <name>` (inputs and manifest from kawhi.report.grid) and one named target <name> that rebuilds
 # it (`snakemake --cores all table1`). `snakemake --report results/report.html` shows every table and figure.
-from kawhi.report.grid import ARTEFACTS, report_artefacts, report_command, report_entry
+from kawhi.report.grid import ARTEFACTS, report_artefacts, report_entry
 
 NAMED_TARGETS = {name: artefact.files() for name, artefact in ARTEFACTS.items()}
 # rule all (Snakefile) builds these through common.smk's all_targets(); a sweep without variants has no figure
@@ -18,13 +18,13 @@ def report_inputs(name):
     return get_report_inputs
 
 
-def report_param(name, param):
-    """The named function of one param of artefact ``name`` (its manifest, ...; grid.report_param)."""
+def report_arguments(name):
+    """The named params function of artefact ``name``: `kawhi <name>`'s arguments (grid.report_arguments)."""
 
-    def get_report_param(wildcards):
-        return grid.report_param(config, name, param)
+    def get_report_arguments(wildcards, input, output):
+        return grid.report_arguments(config, name, input, dict(output.items()))
 
-    return get_report_param
+    return get_report_arguments
 
 
 def report_outputs(name):
@@ -50,7 +50,7 @@ for name, artefact in ARTEFACTS.items():
         output:
             **report_outputs(name),
         params:
-            **{param: report_param(name, param) for param in artefact.params},
+            arguments=report_arguments(name),
         log:
             f"logs/report/{name}.log",
         threads: config["report"]["resources"]["threads"] if artefact.uses_report_resources else 1
@@ -60,7 +60,7 @@ for name, artefact in ARTEFACTS.items():
         conda:
             KAWHI_ENV
         shell:
-            report_command(name)
+            "kawhi {params.arguments} > {log} 2>&1"
 
     rule:
         name:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from collections import Counter
 
 import pytest
@@ -126,9 +127,17 @@ def test_manifest_and_inputs_agree(embedded):
 
 
 def test_artefact_table(embedded):
-    assert grid.report_command("table1") == ("kawhi table1 --manifest {params.manifest:q} --out-csv {output.csv}"
-                                             " --out-md {output.md} --out-tex {output.tex} > {log} 2>&1")
-    assert "--results {input}" in grid.report_command("warmstart")
+    outputs = {key: grid.report_file(file) for key, (file, _) in grid.ARTEFACTS["table1"].outputs.items()}
+    arguments = grid.report_arguments(embedded, "table1", grid.report_inputs(embedded, "table1"), outputs)
+    manifest = grid.report_param(embedded, "table1", "manifest")
+    assert shlex.split(arguments) == ["table1", "--manifest", manifest, "--out-csv", "results/report/table1.csv",
+                                      "--out-md", "results/report/table1.md", "--out-tex", "results/report/table1.tex"]
+    warmstart = grid.report_inputs(embedded, "warmstart")
+    assert grid.report_arguments(embedded, "warmstart", warmstart, {"csv": "w.csv", "md": "w.md"}) == (
+        f"warmstart --results {' '.join(warmstart)} --out-csv w.csv --out-md w.md")
+    figure1 = shlex.split(grid.report_arguments(embedded, "figure1", [], {"json": "j", "png": "p", "pdf": "f"}))
+    assert figure1[figure1.index("--data") + 1:figure1.index("--judge")] == grid.report_param(embedded, "figure1", "data")
+    assert figure1[-6:] == ["--out-json", "j", "--out-png", "p", "--out-pdf", "f"]
     assert grid.ARTEFACTS["summary"].files() == ["results/report/summary.json", "results/report/summary.md",
                                                  "results/report/headline.rst"]
     assert grid.report_entry("figure4", "tex") is None

@@ -11,7 +11,9 @@ is; the same entries give the rule's input list, so the manifest and the DAG can
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
 from kawhi.config import kawhi_settings, model_settings, settings_json, variant_changes
@@ -325,7 +327,8 @@ class Artefact:
 
     ``outputs`` maps each output's key (its ``--out-<key>`` option) to its file name under results/report/ and
     its report() entry (category, label kind, title), or None for a file the HTML report does not show.
-    ``options`` are the command's other options, in Snakemake shell syntax; ``params`` the names of the
+    ``options`` are the command's other options, a template of ``{params.<name>}`` and ``{input}`` (``:q``
+    quotes; see ``report_arguments``); ``params`` the names of the
     params they read (see ``report_param``).
     """
 
@@ -398,11 +401,30 @@ def report_entry(artefact: str, key: str) -> dict[str, Any] | None:
             "labels": {kind: title, "format": _FORMATS[key]}}
 
 
-def report_command(artefact: str) -> str:
-    """The artefact's shell line (Snakemake syntax): one `kawhi` subcommand, its log beside."""
+class _Arg:
+    """A value in an option template, formatted as Snakemake formats shell lines: a list space-joined, ``:q``
+    shell-quoted."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        text = " ".join(map(str, self.value)) if isinstance(self.value, (list, tuple)) else str(self.value)
+        return shlex.quote(text) if spec == "q" else text
+
+
+def report_arguments(config: Config, artefact: str, inputs: Iterable[str], outputs: dict[str, str]) -> str:
+    """The arguments of `kawhi <artefact>`: the subcommand, its options with their params (the manifest, ...)
+    filled in, then ``--out-<key> <file>`` for each output.
+
+    The rule passes them as one param: rules generated in a loop must not read the loop variable in their
+    shell command (Snakemake evaluates it again when the job runs, after the loop has moved on).
+    """
     spec = ARTEFACTS[artefact]
-    outs = " ".join(f"--out-{key} {{output.{key}}}" for key in spec.outputs)
-    return f"kawhi {artefact} {spec.options} {outs} > {{log}} 2>&1"
+    params = SimpleNamespace(**{p: _Arg(report_param(config, artefact, p)) for p in spec.params})
+    options = spec.options.format(params=params, input=_Arg(list(inputs)))
+    outs = " ".join(f"--out-{key} {outputs[key]}" for key in spec.outputs)
+    return f"{artefact} {options} {outs}"
 
 
 def report_inputs(config: Config, artefact: str) -> list[str] | dict[str, list[str]]:
