@@ -73,7 +73,8 @@ def test_table1_pairs_baseline_and_kawhi_per_algorithm_and_seed(embedded):
         for algo in embedded["grid"]["algorithms"]:
             for seed in embedded["grid"]["seeds"]:
                 for b in benches:
-                    pair = {e.variant: e for e in entries if (e.model, e.algo, e.seed, e.benchmark) == (model, algo, seed, b)}
+                    key = (model, algo, seed, b)
+                    pair = {e.variant: e for e in entries if (e.model, e.algo, e.seed, e.benchmark) == key}
                     assert set(pair) == {"baseline", "kawhi"}
                     assert not pair["baseline"].kawhi and pair["kawhi"].kawhi
                     assert pair["kawhi"].path == f"results/eval/{model}/math/{algo}/kawhi/seed-{seed}/{b}.json"
@@ -88,7 +89,8 @@ def test_table1_pairs_baseline_and_kawhi_per_algorithm_and_seed(embedded):
 
 def test_sweep_and_figure_entries(embedded):
     table2 = grid.table2_entries(embedded)
-    assert [v for v in dict.fromkeys(e.variant for e in table2)] == ["baseline", "kawhi"] + embedded["grid"]["ablation_variants"]
+    ablations = embedded["grid"]["ablation_variants"]
+    assert list(dict.fromkeys(e.variant for e in table2)) == ["baseline", "kawhi"] + ablations
     assert {(e.model, e.algo) for e in table2} == {("qwen25vl-tiny", "grpo")}
     figure7 = grid.figure7_entries(embedded)
     assert list(dict.fromkeys(e.variant for e in figure7))[:2] == ["baseline", "kawhi"]
@@ -136,7 +138,8 @@ def test_artefact_table(embedded):
     assert grid.report_arguments(embedded, "warmstart", warmstart, {"csv": "w.csv", "md": "w.md"}) == (
         f"warmstart --results {' '.join(warmstart)} --out-csv w.csv --out-md w.md")
     figure1 = shlex.split(grid.report_arguments(embedded, "figure1", [], {"json": "j", "png": "p", "pdf": "f"}))
-    assert figure1[figure1.index("--data") + 1:figure1.index("--judge")] == grid.report_param(embedded, "figure1", "data")
+    data = figure1[figure1.index("--data") + 1:figure1.index("--judge")]
+    assert data == grid.report_param(embedded, "figure1", "data")
     assert figure1[-6:] == ["--out-json", "j", "--out-png", "p", "--out-pdf", "f"]
     assert grid.ARTEFACTS["summary"].files() == ["results/report/summary.json", "results/report/summary.md",
                                                  "results/report/headline.rst"]
