@@ -22,7 +22,7 @@ rule prepare_benchmark:
     params:
         args=get_benchmark_source_args,
     log:
-        f"{LOGS}/data/{{bench}}.prepare.log",
+        "logs/data/{bench}.prepare.log",
     wildcard_constraints:
         bench="|".join(REAL_BENCHMARKS),
     threads: 1
@@ -51,7 +51,7 @@ rule prepare_train_data:
     params:
         args=get_train_source_args,
     log:
-        f"{LOGS}/data/{{trainset}}_train.prepare.log",
+        "logs/data/{trainset}_train.prepare.log",
     threads: 1
     conda:
         KAWHI_ENV

@@ -20,7 +20,7 @@ rule make_data:
         seed=config["seed"],
         image_size=config["synthetic"]["image_size"],
     log:
-        f"{LOGS}/data/{{suite}}/{{split}}.log",
+        "logs/data/{suite}/{split}.log",
     threads: 1
     conda:
         KAWHI_ENV

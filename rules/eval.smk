@@ -8,16 +8,16 @@ rule evaluate_base:
         model=get_policy,
         data=get_bench_data,
     output:
-        result=f"{RESULTS}/eval/{{model}}/base/{{bench}}.json",
-        samples=f"{RESULTS}/eval/{{model}}/base/{{bench}}.samples.jsonl",
+        result=EVAL_BASE,
+        samples=EVAL_BASE_SAMPLES,
     params:
         settings=get_base_eval_settings,
     wildcard_constraints:
         bench=eval_bench_pattern(),
     log:
-        f"{LOGS}/eval/{{model}}/base/{{bench}}.log",
+        "logs/eval/{model}/base/{bench}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/eval/{{model}}/base/{{bench}}.tsv"
+        "results/benchmarks/eval/{model}/base/{bench}.tsv"
     threads: config["eval"]["resources"]["threads"]
     resources:
         mem_mb=config["eval"]["resources"]["mem_mb"],
@@ -36,17 +36,17 @@ rule evaluate_run:
         done=get_run_model,
         data=get_bench_data,
     output:
-        result=eval_run_json("{model}", "{trainset}", "{algo}", "{variant}", "{seed}", "{bench}"),
-        samples=f"{RESULTS}/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.samples.jsonl",
+        result=EVAL_RUN,
+        samples=EVAL_RUN_SAMPLES,
     params:
         model=get_run_model_dir,
         settings=get_eval_settings,
     wildcard_constraints:
         bench=eval_bench_pattern(),
     log:
-        f"{LOGS}/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.log",
+        "logs/eval/{model}/{trainset}/{algo}/{variant}/seed-{seed}/{bench}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/eval/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}/{{bench}}.tsv"
+        "results/benchmarks/eval/{model}/{trainset}/{algo}/{variant}/seed-{seed}/{bench}.tsv"
     threads: config["eval"]["resources"]["threads"]
     resources:
         mem_mb=config["eval"]["resources"]["mem_mb"],

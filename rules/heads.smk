@@ -8,17 +8,17 @@ rule identify_heads:
         model=get_policy,
         bench=get_heads_bench,
     output:
-        heads=heads_json("{model}"),
-        ablation=heads_ablation_csv("{model}"),
-        figure_png=heads_figure("{model}", "png"),
-        figure_pdf=heads_figure("{model}", "pdf"),
+        heads=HEADS_JSON,
+        ablation=HEADS_ABLATION,
+        figure_png=HEADS_FIGURE_PNG,
+        figure_pdf=HEADS_FIGURE_PDF,
     params:
         out_dir=get_heads_dir,
         settings=get_heads_settings,
     log:
-        f"{LOGS}/heads/{{model}}.log",
+        "logs/heads/{model}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/heads/{{model}}.tsv"
+        "results/benchmarks/heads/{model}.tsv"
     threads: config["heads"]["resources"]["threads"]
     resources:
         mem_mb=config["heads"]["resources"]["mem_mb"],
@@ -34,11 +34,11 @@ rule identify_heads:
 
 rule published_heads:
     output:
-        published_heads_json("{model}"),
+        PUBLISHED_HEADS,
     params:
         heads=get_published_heads,
     log:
-        f"{LOGS}/heads/{{model}}.published.log",
+        "logs/heads/{model}.published.log",
     threads: 1
     conda:
         KAWHI_ENV

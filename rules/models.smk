@@ -7,11 +7,11 @@
 
 rule build_model:
     output:
-        directory(base_model_dir("{model}")),
+        directory(BASE_MODEL),
     params:
         settings=get_model_settings,
     log:
-        f"{LOGS}/models/{{model}}/build.log",
+        "logs/models/{model}/build.log",
     threads: 1
     conda:
         KAWHI_ENV
@@ -25,13 +25,13 @@ rule sft_warmstart:
         train=get_sft_data,
         test=get_sft_test_data,
     output:
-        directory(sft_model_dir("{model}")),
+        directory(SFT_MODEL),
     params:
         settings=get_sft_settings,
     log:
-        f"{LOGS}/models/{{model}}/sft.log",
+        "logs/models/{model}/sft.log",
     benchmark:
-        f"{RESULTS}/benchmarks/sft/{{model}}.tsv"
+        "results/benchmarks/sft/{model}.tsv"
     threads: config["sft"]["resources"]["threads"]
     resources:
         mem_mb=config["sft"]["resources"]["mem_mb"],

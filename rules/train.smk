@@ -1,6 +1,6 @@
 # rules for stage: train (see rules/common.smk for paths and input functions)
 # RL training: one run per (model, training data, algorithm, variant, seed) of the grid (Table 1, the
-# chart experiment, the ablations and sweeps; common.smk's all_runs). Only done.json is declared, on
+# chart experiment, the ablations and sweeps; kawhi.report.grid.all_runs). Only done.json is declared, on
 # purpose: a crashed job loses nothing but done.json, the checkpoints/ in the run directory survive,
 # and the rerun continues from the newest one (`kawhi train` checks that they were made with the same
 # settings and inputs).
@@ -12,14 +12,14 @@ rule train:
         heads=get_heads_json,
         data=get_train_data,
     output:
-        done=run_done("{model}", "{trainset}", "{algo}", "{variant}", "{seed}"),
+        done=RUN_DONE,
     params:
         out_dir=get_run_dir,
         settings=get_train_settings,
     log:
-        f"{LOGS}/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.log",
+        "logs/train/{model}/{trainset}/{algo}/{variant}/seed-{seed}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}/{{trainset}}/{{algo}}/{{variant}}/seed-{{seed}}.tsv"
+        "results/benchmarks/train/{model}/{trainset}/{algo}/{variant}/seed-{seed}.tsv"
     threads: config["training"]["resources"]["threads"]
     resources:
         mem_mb=config["training"]["resources"]["mem_mb"],

@@ -63,9 +63,21 @@ def test_the_lock_check_catches_a_stale_pin(repo_root, tmp_path, monkeypatch):
 
 
 def _rules(text: str):
-    """(rule name, its directive block) for each rule of a Snakemake file."""
-    for match in re.finditer(r"(?ms)^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", text):
-        yield match.group(1), match.group(2)
+    """(rule name, its directive block, dedented to the top level) for each rule of a Snakemake file, also
+    a rule that a loop generates (`rule:` with `name:`, as rules/report.smk makes one per artefact)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        head = re.match(r"^( *)(?:local)?rule ?(\w*):$", line)
+        if not head:
+            continue
+        indent, body = len(head.group(1)), []
+        for following in lines[i + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following[indent:])
+        block = "\n".join(body)
+        named = re.search(r"(?m)^    name:\n        (.+)$", block)
+        yield head.group(2) or (named.group(1) if named else "<anonymous>"), block
 
 
 def test_every_rule_that_runs_a_command_uses_the_environment(repo_root):
@@ -76,5 +88,5 @@ def test_every_rule_that_runs_a_command_uses_the_environment(repo_root):
             if re.search(r"(?m)^    (shell|run|script|notebook|wrapper):", body):
                 running += 1
                 assert re.search(r"(?m)^    conda:\n        KAWHI_ENV$", body), f"{path.name}: rule {name} has no conda: KAWHI_ENV"
-    assert running >= 15
+    assert running >= 12  # the report stage's twelve artefact rules come from one loop body (rules/report.smk)
     assert 'KAWHI_ENV = "../envs/kawhi.yaml"' in (repo_root / "rules" / "common.smk").read_text()

@@ -7,10 +7,15 @@ the DAG's input functions that drops or adds a run, an evaluation or an artefact
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -99,12 +104,21 @@ def _expected_evals(config):
     return keys
 
 
+@functools.lru_cache(maxsize=None)
+def _target_rules(repo_root) -> frozenset[str]:
+    """The rules without wildcards, as Snakemake lists them (`snakemake --list-target-rules`)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--list-target-rules"], cwd=repo_root,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return frozenset(proc.stdout.split())
+
+
 def _report_rules(repo_root, config):
-    """The named targets of rules/report.smk (each `make_X` artefact rule has a named target `X`)."""
-    text = (repo_root / "rules" / "report.smk").read_text()
-    rules = set(re.findall(r"^rule (\w+):", text, re.M))
-    named = re.search(r"^NAMED_TARGETS = \{(.*?)\}", text, re.M | re.S)  # targets generated from one table
-    rules |= set(re.findall(r'"(\w+)":', named.group(1))) if named else set()
+    """The named targets of the report stage: rules/report.smk generates, from one table, an artefact rule
+    make_X and its named target X for each artefact; Snakemake lists both."""
+    rules = _target_rules(repo_root)
     artefacts = {r.removeprefix("make_") for r in rules if r.startswith("make_")}
     assert artefacts and artefacts <= rules, "every artefact rule make_X has its named target X"
     # a sweep without variants has no figure (report.smk's REPORT_TARGETS)
@@ -261,6 +275,7 @@ def test_e2e_reduced_config_schedules_every_rule_and_artefact(repo_root, tmp_pat
     defined = set()
     for smk in [repo_root / "Snakefile", *sorted((repo_root / "rules").glob("*.smk"))]:
         defined |= set(re.findall(r"^rule (\w+):", smk.read_text(), re.M))
+    defined |= _target_rules(repo_root)  # the report stage's rules, generated in a loop (rules/report.smk)
     named_targets = _report_rules(repo_root, config)  # `snakemake table1` etc.; all asks for their files
     hub_only = {"prepare_benchmark", "prepare_train_data", "key_steps"}  # synthetic suites need none of them
     published = {"published_heads"}  # heads.source: published only

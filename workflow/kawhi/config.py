@@ -100,19 +100,37 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     The one check both the command line (``load_config``) and the Snakefile run before any job: numbers
     that YAML 1.1 read as strings (``1e-4``) are made numbers, then the schema, then the cross-key checks.
     """
-    from snakemake.utils import validate
-
     if not isinstance(config, dict) or not config:
         raise ConfigError("invalid config: it is empty; a config needs at least 'models'")
     schema = _schema()
     _coerce_numeric_strings(config, schema)
     _raise_schema_error(config, schema)
-    try:  # all valid now; this fills in the defaults
-        validate(config, str(SCHEMA_PATH), set_default=True)
-    except Exception as err:  # snakemake wraps jsonschema's ValidationError in a WorkflowError
-        raise ConfigError(_describe_validation_error(err)) from err
+    _fill_defaults(config, schema)  # all valid now
     _check_cross_keys(config)
     return config
+
+
+def _fill_defaults(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Fill every ``default`` of the schema into ``config`` (in place), as Snakemake's
+    ``validate(..., set_default=True)`` does: jsonschema's documented ``extend_with_default`` recipe, a
+    validator whose ``properties`` keyword first sets each missing property's default, then validates.
+    Nested defaults are filled too, since the validator descends into each default it has just set."""
+    import jsonschema
+
+    validate_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    filling = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": set_defaults})
+    error = jsonschema.exceptions.best_match(filling(schema).iter_errors(config))
+    if error is not None:  # a default that breaks the schema: a bug of the schema, named by its key
+        key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+        raise ConfigError(f"invalid config at '{key}': {error.message}")
 
 
 def _schema() -> dict[str, Any]:
@@ -163,16 +181,6 @@ def _raise_schema_error(config: dict[str, Any], schema: dict[str, Any]) -> None:
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
         raise ConfigError(f"invalid config at '{key}': {error.message}")
-
-
-def _describe_validation_error(err: Exception) -> str:
-    cause = err.__cause__ or err
-    path = getattr(cause, "absolute_path", None)
-    message = getattr(cause, "message", str(err))
-    if path is not None:
-        key = ".".join(str(p) for p in path) or "<top level>"
-        return f"invalid config at '{key}': {message}"
-    return f"invalid config: {message}"
 
 
 # Model, algorithm and variant names become directory names and shell words in the rules.

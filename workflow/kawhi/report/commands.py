@@ -2,7 +2,8 @@
 subcommand per artefact.
 
 Every command takes its inputs explicitly: a *manifest* (JSON list, inline or as a file) that names each
-eval JSON or training run and says what it is; the rules in rules/report.smk build those manifests.
+eval JSON or training run and says what it is; kawhi.report.grid builds those manifests for the rules in
+rules/report.smk.
 """
 
 from __future__ import annotations
