@@ -19,7 +19,8 @@ def _result(tmp_path, model, bench, pass1, pass_k, k=8, scores=(1.0, 0.0)):
     if k > 1:
         doc["pass_at_k"] = {"k": k, "metrics": {"accuracy": pass_k}, "primary": pass_k}
     path.write_text(json.dumps(doc))
-    path.with_name(f"{bench}.samples.jsonl").write_text("".join(json.dumps({"score": s}) + "\n" for s in scores))
+    path.with_name(f"{bench}.samples.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "score": s}) + "\n"
+                                                                        for i, s in enumerate(scores)))
     return path
 
 
@@ -33,11 +34,13 @@ def test_rows_in_and_out_of_the_regime(tmp_path):
     assert not frame.loc["d", "in_regime"] and math.isnan(frame.loc["d", "pass_k"])  # greedy: no pass@k
 
 
-def test_interval_is_over_rows(tmp_path):
+def test_interval_is_the_bootstrap_over_rows(tmp_path):
     scores = [1.0, 0.0] * 150
     frame = warmstart_table([_result(tmp_path, "m", "a", 50.0, 90.0, scores=scores)])
-    # 1.96 * sd / sqrt(n) with sd ~ 0.5, n = 300: about 5.7 points
-    assert frame.loc[0, "pass1_ci95"] == pytest.approx(100 * 1.96 * (0.25 * 300 / 299) ** 0.5 / 300 ** 0.5, rel=1e-3)
+    # the bootstrap of a mean of 300 coin flips: close to the normal interval 50 +- 1.96 * 50 / sqrt(300)
+    half = 100 * 1.96 * 0.5 / 300 ** 0.5
+    assert frame.loc[0, "pass1_low"] == pytest.approx(50 - half, abs=0.6)
+    assert frame.loc[0, "pass1_high"] == pytest.approx(50 + half, abs=0.6)
 
 
 def test_command_writes_csv_and_markdown(tmp_path):

@@ -15,28 +15,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kawhi.report.output import markdown_table
+from kawhi.report.stats import Interval, file_item_scores, stratified_interval
 
 # The regime the issue asks for, in percent.
 PASS1_RANGE = (20.0, 70.0)
 MIN_GAP = 20.0
-Z95 = 1.959963984540054
 
 
-def item_scores(samples_jsonl: Path) -> list[float]:
-    """Per-row scores of a samples log (with k draws: the row's mean over them)."""
-    with open(samples_jsonl) as fh:
-        return [float(json.loads(line)["score"]) for line in fh if line.strip()]
-
-
-def half_width(scores: Sequence[float]) -> float:
-    """Half-width (points) of the normal-approximation 95 % interval on the mean of per-row scores,
-    rows as the unit: what issue 14 bounds at 6 points per suite."""
-    n = len(scores)
-    if n < 2:
-        return math.nan
-    mean = sum(scores) / n
-    var = sum((s - mean) ** 2 for s in scores) / (n - 1)
-    return 100.0 * Z95 * math.sqrt(var / n)
+def pass1_interval(samples_jsonl: Path) -> Interval:
+    """pass@1 in percent with its 95 % interval: the bootstrap over rows of ``kawhi.report.stats``
+    (rows as the unit, each row's score its mean over the k draws), as every other table uses."""
+    return stratified_interval([file_item_scores(samples_jsonl).to_numpy() * 100.0])
 
 
 def warmstart_row(result_json: str | Path) -> dict[str, Any]:
@@ -50,11 +39,12 @@ def warmstart_row(result_json: str | Path) -> dict[str, Any]:
     pass1 = float(result["metrics"][result["primary"]])
     pass_k = float(result["pass_at_k"]["primary"]) if k > 1 and "pass_at_k" in result else math.nan
     samples = path.with_name(path.name.removesuffix(".json") + ".samples.jsonl")
-    hw = half_width(item_scores(samples)) if samples.exists() else math.nan
+    interval = pass1_interval(samples) if samples.exists() else Interval(math.nan, math.nan, math.nan)
     gap = pass_k - pass1
     in_regime = (k > 1 and PASS1_RANGE[0] <= pass1 <= PASS1_RANGE[1] and gap >= MIN_GAP)
     return {"model": result["model"], "benchmark": result["benchmark"], "n": int(result["n"]), "k": k,
-            "temperature": float(result.get("temperature", 0.0)), "pass1": pass1, "pass1_ci95": hw,
+            "temperature": float(result.get("temperature", 0.0)), "pass1": pass1,
+            "pass1_low": interval.low, "pass1_high": interval.high,
             "pass_k": pass_k, "gap": gap, "in_regime": bool(in_regime)}
 
 
@@ -76,8 +66,8 @@ def warmstart_markdown(frame) -> str:
     """The Markdown table with a line that says what the regime is and which rows meet it."""
     ks = sorted(set(int(k) for k in frame["k"]))
     k_label = "/".join(str(k) for k in ks)
-    header = ["model", "suite", "n", f"pass@1 (±95%)", f"pass@{k_label}", "gap", "regime"]
-    rows = [[r.model, r.benchmark, str(r.n), f"{_fmt(r.pass1)} ± {_fmt(r.pass1_ci95)}", _fmt(r.pass_k),
+    header = ["model", "suite", "n", "pass@1 [95 % interval]", f"pass@{k_label}", "gap", "regime"]
+    rows = [[r.model, r.benchmark, str(r.n), f"{_fmt(r.pass1)} [{_fmt(r.pass1_low)}, {_fmt(r.pass1_high)}]", _fmt(r.pass_k),
              _fmt(r.gap), "yes" if r.in_regime else ("no pass@k (k = 1)" if r.k == 1 else "no")]
             for r in frame.itertuples()]
     met = int(frame["in_regime"].sum())
