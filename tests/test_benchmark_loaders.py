@@ -16,11 +16,11 @@ def img(color=(200, 30, 30)) -> Image.Image:
     return Image.new("RGB", (16, 12), color)
 
 
-def png_bytes(color=(10, 200, 10)) -> bytes:
+def png_bytes(color=(10, 200, 10), fmt="PNG") -> bytes:
     import io
 
     buf = io.BytesIO()
-    img(color).save(buf, format="PNG")
+    img(color).save(buf, format=fmt)
     return buf.getvalue()
 
 
@@ -61,8 +61,13 @@ FIXTURE_ROWS = {
         {"image": img(), "query": "What is the peak value?", "label": ["45"], "human_or_machine": 0},
         {"image": img(), "query": "Share in 2019?", "label": ["12%"], "human_or_machine": 1}],
         {"image": datasets.Image()}),
+    # ChartQA-Pro publishes no sample rows; the hub's columns and value types (image: raw JPEG bytes, not an
+    # Image feature; Question / Answer / Year: lists; "Question Type" with a space, one of Factoid, Multi
+    # Choice, Hypothetical, Fact Checking, Conversational; Paragraph) as third-party loaders of
+    # ahmed-masry/ChartQAPro read them (CerebrasResearch/cb_ChartQAPro generate_responses_qapro_parallel.py,
+    # an openbench ChartQAPro record_to_sample)
     "chartqapro": ([
-        {"image": png_bytes(), "Question": ["Which year is highest?"], "Answer": ["2016"], "Question Type": "Factoid",
+        {"image": png_bytes(fmt="JPEG"), "Question": ["Which year is highest?"], "Answer": ["2016"], "Question Type": "Factoid",
          "Year": ["YES"], "Paragraph": ""},
         {"image": png_bytes(), "Question": ["What is shown?", "And in 2020?"], "Answer": ["Sales", "42"],
          "Question Type": "Conversational", "Year": ["NO", "NO"], "Paragraph": "Sales by year."}],

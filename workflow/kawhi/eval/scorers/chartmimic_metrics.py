@@ -29,7 +29,10 @@ functions are named by their module and name instead of ``inspect.getfile(func)/
 grouping); the best colour pairing is solved as an assignment problem (scipy's
 ``linear_sum_assignment``) instead of by trying every permutation, which gives the same maximum; the
 colours are thinned in sorted order, where the official order comes from a Python ``set`` and varies
-from run to run.
+from run to run. Where matplotlib >= 3.9 changed what the official prefixes read, the tracer records what
+matplotlib 3.8 (the official environment) gives: a gridspec colorbar's layout records and
+``ListedColormap``'s default name. tests/test_chartmimic_collection_official.py compares the collected
+records with the official prefixes' own on 12 programs.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ import functools as _kx_functools, json as _kx_json, warnings as _kx_warnings
 _kx_warnings.filterwarnings("ignore")
 import matplotlib as _kx_mpl
 _kx_mpl.use("Agg")
-import matplotlib.cbook as _kx_cbook, matplotlib.colors as _kx_colors, matplotlib.patches as _kx_patches
+import matplotlib.cbook as _kx_cbook, matplotlib.colorbar as _kx_cbar, matplotlib.colors as _kx_colors
+import matplotlib.patches as _kx_patches
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes as _KxAxes
 from matplotlib.axes._base import _process_plot_var_args as _KxPlotArgs
@@ -75,6 +79,12 @@ def _kx_hex(color):
     except (ValueError, TypeError):
         return None
 
+def _kx_cmap(cmap):
+    """A colormap's name as matplotlib 3.8 (the official environment) gives it: ListedColormap's default
+    name was "from_list" until matplotlib 3.10 renamed it "unnamed" (contour(colors=...) makes one)."""
+    name = cmap.name
+    return "from_list" if name == "unnamed" and isinstance(cmap, _kx_colors.ListedColormap) else name
+
 def _kx_draw_text(func):
     def wrapper(*args, **kwargs):
         _kx_texts.append(str(args[4]))
@@ -95,7 +105,10 @@ def _kx_count(func):
             return func(*args, **kwargs)
         _kx_busy["type"] = True
         try:
-            _kx_types[name] = _kx_types.get(name, 0) + 1
+            # chart_type_evaluator_prefix.py log_function: plot on a PolarAxes is its own type
+            # ("<file>_polar-plot"), so a polar line chart does not match a cartesian one
+            key = f"{name}_polar" if func.__name__ == "plot" and args and type(args[0]) is _KxPolarAxes else name
+            _kx_types[key] = _kx_types.get(key, 0) + 1
             return func(*args, **kwargs)
         finally:
             _kx_busy["type"] = False
@@ -141,7 +154,7 @@ def _kx_log_colors(short, name, args, kwargs, result):
         tag = f"{name}_polar" if polar else name
         cmap = kwargs.get("cmap")
         if cmap is not None:
-            cmap = cmap if isinstance(cmap, str) else cmap.name
+            cmap = cmap if isinstance(cmap, str) else _kx_cmap(cmap)
             _kx_record(f"{tag}--{cmap}", result)
         elif len(result.get_facecolor()) != 0:
             _kx_record(f"{tag}--{_kx_hex(result.get_facecolor()[0])}", result)
@@ -151,7 +164,10 @@ def _kx_log_colors(short, name, args, kwargs, result):
     elif short in ("axvspan", "axhspan"):
         _kx_record(f"{name}--{_kx_hex(result.get_facecolor())}", result)
     elif short in ("hlines", "vlines", "quiver", "broken_barh"):
-        _kx_record(f"{name}--{_kx_hex(result.get_edgecolors()[0] if short in ('hlines', 'vlines') else result.get_facecolors()[0])}", result)
+        # color_evaluator_prefix.py keys these by the last colour of the collection (the loop variable
+        # left over from logging them all), so a later call whose last colour is the same replaces it
+        colors = result.get_edgecolors() if short in ("hlines", "vlines") else result.get_facecolors()
+        _kx_record(f"{name}--{_kx_hex(colors[-1])}", result)
     elif short == "boxplot":
         for item in result["boxes"]:
             if isinstance(item, _kx_patches.PathPatch):
@@ -169,12 +185,12 @@ def _kx_log_colors(short, name, args, kwargs, result):
         for line in result:
             _kx_record(f"{name}_polar--{_kx_hex(line.get_color())}", line)
     elif short in ("imshow", "pcolor", "contour", "contourf", "tripcolor"):
-        _kx_record(f"{name}--{result.get_cmap().name}", result)
+        _kx_record(f"{name}--{_kx_cmap(result.get_cmap())}", result)
     elif short == "fill":
         for patch in result:
             _kx_record(f"{name}--{_kx_hex(patch.get_facecolor())}", patch)
     elif short == "__init__" and isinstance(args[0], _KxNonUniformImage):
-        _kx_record(f"{name}--{args[0].get_cmap().name}", args[0])
+        _kx_record(f"{name}--{_kx_cmap(args[0].get_cmap())}", args[0])
     elif short == "__init__" and isinstance(args[0], (_KxEllipse, _KxCircle)):
         _kx_record(f"{name}--{_kx_hex(args[0].get_facecolor())}", args[0])
 
@@ -211,11 +227,48 @@ def _kx_final_colors():
             colors.append(f"{name}--{_kx_hex(obj.get_facecolor())}")
     return sorted({c for c in colors if not c.endswith("--None")})
 
+# matplotlib 3.8 (the official environment) and later versions place a gridspec colorbar differently:
+# 3.8's colorbar.make_axes_gridspec splits the parent's cell into a 1x2 (2x1) subgridspec and the
+# colorbar's half again into 3x1 (1x3); later versions use one 3x2 (2x3) subgridspec. The records
+# layout_evaluator.py reads (geometry, row and column span) of both axes are the 3.8 ones here.
+_kx_spec_38 = {}   # axes -> (its subplotspec when the colorbar was made, the 3.8 record)
+_KX_COLORBAR_38 = {"right": ((1, 2, 0, 0), (3, 1, 1, 0)), "left": ((1, 2, 0, 1), (3, 1, 1, 0)),
+                   "bottom": ((2, 1, 0, 0), (1, 3, 0, 1)), "top": ((2, 1, 1, 0), (1, 3, 0, 1))}
+
+def _kx_record_38(ax, geometry):
+    nrows, ncols, row, col = geometry
+    _kx_spec_38[ax] = (ax.get_subplotspec(), {"nrows": nrows, "ncols": ncols, "row_start": row,
+                                             "row_end": row, "col_start": col, "col_end": col})
+
+def _kx_colorbar_38(func):
+    @_kx_functools.wraps(func)
+    def wrapper(parent, *args, **kwargs):
+        cax, rest = func(parent, *args, **kwargs)
+        try:
+            spec, cax_spec = parent.get_subplotspec(), cax.get_subplotspec()
+            if spec is not None and cax_spec is not None and spec.get_gridspec() is cax_spec.get_gridspec():
+                location = _kx_cbar._normalize_location_orientation(
+                    kwargs.get("location"), kwargs.get("orientation"))["location"]
+                parent_38, cax_38 = _KX_COLORBAR_38[location]
+                _kx_record_38(parent, parent_38)
+                _kx_record_38(cax, cax_38)
+        except Exception:
+            pass
+        return cax, rest
+    return wrapper
+
+_kx_cbar.make_axes_gridspec = _kx_colorbar_38(_kx_cbar.make_axes_gridspec)
+
 def _kx_layout(fig):
+    """layout_evaluator.py _get_suffix get_gridspec_layout_info: per axes with a subplotspec its
+    gridspec's geometry and its (inclusive) row and column span."""
     layout = []
     for ax in fig.axes:
         spec = ax.get_subplotspec()
         if spec is None:
+            continue
+        if ax in _kx_spec_38 and _kx_spec_38[ax][0] is spec:
+            layout.append(dict(_kx_spec_38[ax][1]))
             continue
         nrows, ncols = spec.get_gridspec().get_geometry()
         layout.append({"nrows": nrows, "ncols": ncols, "row_start": spec.rowspan.start,
