@@ -123,10 +123,15 @@ def _interval_text(a: dict[str, Any]) -> str:
     return f"{a['delta']:+.2f} points [{a['low']:+.2f}, {a['high']:+.2f}], {a['verdict']}"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def counts_sentence(s: dict[str, Any]) -> str:
     seeds = " or ".join(str(n) for n in s["seeds"])
-    return (f"KAWHI against its own algorithm, per benchmark: **{s['significant_gains']} significant gains**, "
-            f"**{s['significant_losses']} significant losses** and **{s['not_significant']} not significant** "
+    return (f"KAWHI against its own algorithm, per benchmark: **{_count(s['significant_gains'], 'significant gain')}**, "
+            f"**{_count(s['significant_losses'], 'significant loss', 'significant losses')}** and "
+            f"**{s['not_significant']} not significant** "
             f"of {s['n_comparisons']} comparisons ({s['n_models']} models, {s['n_frameworks']} RL frameworks: "
             f"{', '.join(ALGO_LABELS.get(a, a) for a in s['frameworks'])}; {s['n_benchmarks']} benchmarks; "
             f"{seeds} seeds per run; 95 % paired bootstrap over test items).")
