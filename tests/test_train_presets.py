@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from kawhi.config import load_config, train_settings
+from kawhi.config import load_config, train_settings, validate_config
 from kawhi.train.launch import LaunchError, build_launch_command, check_launch
 from kawhi.train.presets import GPUUnavailableError, build_grpo_config, check_device_settings, grpo_config_kwargs
 
@@ -47,10 +47,14 @@ def test_every_key_is_config(config, tmp_path):
     config = copy.deepcopy(config)
     config["algorithms"]["dapo"]["epsilon_high"] = 0.3
     kw = grpo_config_kwargs(_settings(config, "dapo", learning_rate=5e-5, temperature=0.7,
-                                      lr_scheduler_type="constant"), tmp_path)
+                                      lr_scheduler_type="cosine", gradient_checkpointing=True), tmp_path)
     assert kw["epsilon_high"] == 0.3 and kw["temperature"] == 0.7
-    assert kw["lr_scheduler_type"] == "constant"
-    assert grpo_config_kwargs(_settings(config, "grpo"), tmp_path)["lr_scheduler_type"] == "linear"  # schema default
+    assert kw["lr_scheduler_type"] == "cosine" and kw["gradient_checkpointing"] is True
+    embedded = grpo_config_kwargs(_settings(config, "grpo"), tmp_path)  # config/config.yaml's choices
+    assert embedded["lr_scheduler_type"] == "constant" and embedded["gradient_checkpointing"] is False
+    del config["training"]["lr_scheduler_type"], config["training"]["gradient_checkpointing"]
+    defaults = grpo_config_kwargs(_settings(validate_config(config), "grpo"), tmp_path)
+    assert defaults["lr_scheduler_type"] == "linear" and defaults["gradient_checkpointing"] is True  # schema (TRL's)
 
 
 def test_gpu_only_settings_fail_clearly_on_cpu():
