@@ -10,12 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 
 def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image_processor: Any) -> list[np.ndarray]:
     """Invert the Qwen-VL image processor's patchify + normalise: one [H, W, 3] uint8 image (first frame)
     per row of ``image_grid_thw``.
+
+    Consecutive images with identical pixel values (GRPO's rollouts of one prompt) are rebuilt once: their
+    entries are the same array object, so callers can compute per-image work once per ``id``.
 
     The processor lays pixels out as (t, h/m, w/m, m, m) patches of (C, temporal, p, p) values, with
     m = merge size and p = patch size; this undoes that permutation and the mean/std normalisation.
@@ -25,12 +29,19 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     tp = int(getattr(image_processor, "temporal_patch_size", 2))
     mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1)
-    images = []
+    images: list[np.ndarray] = []
     start = 0
-    for t, h, w in image_grid_thw.tolist():
+    previous: tuple[Any, Tensor] | None = None  # (grid row, pixel rows) of the last image rebuilt
+    for thw in image_grid_thw.tolist():
+        t, h, w = thw
         n = t * h * w
-        block = pixel_values[start:start + n].float().cpu().numpy()
+        rows = pixel_values[start:start + n]
         start += n
+        if previous is not None and previous[0] == thw and torch.equal(previous[1], rows):
+            images.append(images[-1])
+            continue
+        previous = (thw, rows)
+        block = rows.float().cpu().numpy()
         block = block.reshape(t, h // m, w // m, m, m, 3, tp, p, p)
         # -> (t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
         block = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)

@@ -158,6 +158,7 @@ def _image_selections(images: Sequence[np.ndarray] | None, layouts: list[SampleL
                          f"{0 if images is None else len(images)}")
     out: list[list[ImageSelection]] = []
     index = 0
+    same: dict[int, ImageSelection] = {}  # id(image) -> its selection: rows sharing one image array ask once
     for b, layout in enumerate(layouts):
         row = []
         for grid in layout.grids:
@@ -166,7 +167,10 @@ def _image_selections(images: Sequence[np.ndarray] | None, layouts: list[SampleL
                 raise ValueError(f"row {b}: image {index} is {image.shape[1]}x{image.shape[0]} pixels, which is not the "
                                  f"{grid[1]}x{grid[0]} token grid of {patch}-pixel patches the model saw (pass the "
                                  "processor-resized image; multi-frame inputs are not supported)")
-            row.append(selector(image, patch, settings, seed))
+            selection = same.get(id(image))
+            if selection is None:
+                selection = same[id(image)] = selector(image, patch, settings, seed)
+            row.append(selection)
             index += 1
         out.append(row)
     return out
