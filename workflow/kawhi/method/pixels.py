@@ -14,6 +14,9 @@ import torch
 from torch import Tensor
 
 
+_SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image_processor: Any) -> list[np.ndarray]:
     """Invert the Qwen-VL image processor's patchify + normalise: one [H, W, 3] uint8 image (first frame)
     per row of ``image_grid_thw``.
@@ -29,19 +32,22 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     tp = int(getattr(image_processor, "temporal_patch_size", 2))
     mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1)
+    pixels = pixel_values.detach().cpu()  # one transfer for the batch
+    bits = pixels.contiguous().view(_SAME_SIZE_INT[pixels.element_size()]).numpy()  # exact-equality view
     images: list[np.ndarray] = []
     start = 0
-    previous: tuple[Any, Tensor] | None = None  # (grid row, pixel rows) of the last image rebuilt
+    previous: tuple[list[int], int] | None = None  # the last image's grid row and first pixel row
     for thw in image_grid_thw.tolist():
         t, h, w = thw
         n = t * h * w
-        rows = pixel_values[start:start + n]
-        start += n
-        if previous is not None and previous[0] == thw and torch.equal(previous[1], rows):
-            images.append(images[-1])
+        if previous is not None and previous[0] == thw and np.array_equal(bits[previous[1]:previous[1] + n],
+                                                                          bits[start:start + n]):
+            images.append(images[-1])  # bit-identical pixels: the same image
+            start += n
             continue
-        previous = (thw, rows)
-        block = rows.float().cpu().numpy()
+        previous = (thw, start)
+        block = pixels[start:start + n].float().numpy()
+        start += n
         block = block.reshape(t, h // m, w // m, m, m, 3, tp, p, p)
         # -> (t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
         block = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)
@@ -50,4 +56,5 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     if start != pixel_values.shape[0]:
         raise ValueError(f"image_grid_thw accounts for {start} pixel rows, pixel_values has {pixel_values.shape[0]}")
     return images
+
 
