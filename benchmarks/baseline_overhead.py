@@ -4,7 +4,8 @@ GRPO, FT-RL, VPPO and Step-GRPO each train a fresh copy of the same tiny policy 
 the same data and seed, at learning rate 0 (every algorithm then samples the same rollouts, so the
 times differ only by each method's own work), the order rotated between rounds to spread the shared
 CPU's noise. Per-step time is TRL's ``step_time`` (generation + scoring + extra forwards + loss +
-backward + optimizer), the first step of each run dropped as warm-up; ratios are of the medians.
+backward + optimizer), the first step of each run dropped as warm-up (kept with ``--steps 1``, then
+warm-up included); ratios are of the medians.
 Dynamic sampling is off for every algorithm here: its extra generation rounds are part of a recipe
 (DAPO's, which FT-RL and VPPO use), not of the mechanism measured. Last lines: ``ratio <algo> <x>``.
 
@@ -56,7 +57,8 @@ def step_times(model_dir: Path, data: Path, algo: str, steps: int, out: Path) ->
                                vppo=VPPOSettings(**algorithm.vppo) if algorithm.vppo else None, gallery_size=0)
     trainer.train()
     times = [h["step_time"] for h in trainer.state.log_history if "step_time" in h]
-    return times[1:]  # the first step pays one-off costs (allocations, lazy imports)
+    # the first step pays one-off costs (allocations, lazy imports): dropped, unless it is the only one
+    return times[1:] if len(times) > 1 else times
 
 
 def main() -> int:

@@ -56,8 +56,10 @@ BF16_ATOL = 2e-2
 # Qwen2.5-VL-7B text decoder: width 3584, 28 query heads, 4 key/value heads; 4 layers keep it in time.
 # kawhi_overhead.py builds Qwen2.5-VL-7B's widths itself (3584 wide, 28 query / 4 kv heads); 4 layers and
 # 1,024 visual + 1,024 response tokens per row keep it in time.
-OVERHEAD_GPU_ARGS = ["--rounds", "10", "--wide-layers", "4", "--wide-rows", "2", "--wide-rounds", "5"]
-OVERHEAD_DRY_ARGS = ["--rounds", "2", "--wide-layers", "1", "--wide-rounds", "1", "--wide-completion", "64"]
+OVERHEAD_GPU_ARGS = ["--device", "cuda", "--rounds", "10", "--wide-layers", "4", "--wide-rows", "2",
+                     "--wide-rounds", "5"]
+OVERHEAD_DRY_ARGS = ["--device", "cpu", "--rounds", "2", "--wide-layers", "1", "--wide-rounds", "1",
+                     "--wide-completion", "64"]
 LIMITS_S = {"gpu": {"train": 70, "capture": 60, "kawhi_overhead": 150, "head_sweep": 90},
             "dry": {"train": 120, "capture": 90, "kawhi_overhead": 150, "head_sweep": 150}}
 

@@ -6,8 +6,12 @@ it times, interleaved round by round in the same process:
   (a) the policy forward + backward alone (a token log-likelihood loss over the completion);
   (b) the same forward + backward inside the trainer's ``QKCapture`` (final layer, critical heads, response
       queries and visual keys only), then everything the trainer does for the weights: the images rebuilt
-      from ``pixel_values``, SGUF on them (a fresh cache every round, so SGUF is paid every time), the
-      alignment, the paragraphs and Eq. 15 (``completion_weights``); the capture is dropped after.
+      from ``pixel_values``, SGUF on them (a fresh cache every round, so SGUF is paid once per distinct
+      image every round, as a training step whose images are new pays it), the alignment, the paragraphs
+      and Eq. 15 (``completion_weights``); the capture is dropped after;
+  (c) tiny model only: (b) with one ``ImageSelector`` kept across rounds, as the trainer keeps it across
+      steps: a step whose images the run has already seen (a later epoch) finds their SGUF cached.
+      (``num_iterations > 1`` reuses the weights themselves: no second capture or selection at all.)
 
 Two models, each with random weights built in memory:
 
@@ -20,13 +24,18 @@ Two models, each with random weights built in memory:
   The vocabulary is the tiny tokenizer's (1,024): the LM head's cost is the same in (a) and (b), so a
   smaller one only makes (a) cheaper and the ratio larger (conservative).
 
-CPU only (``CUDA_VISIBLE_DEVICES`` is cleared). The capture's size is measured on the paper-shape batch
+``--device cpu`` (the default) clears ``CUDA_VISIBLE_DEVICES``; ``--device cuda`` runs both models on the
+GPU (timings synchronise the device; SGUF and the bookkeeping stay on the host, as in the trainer). The
+capture's size is measured on the paper-shape batch
 and scaled to ``--capture-rows`` (8) rows: every row has the same shape, and the capture holds per row
-the same number of query and key vectors, so its size is exactly linear in rows. Last line:
+the same number of query and key vectors, so its size is exactly linear in rows. Last lines:
 
+    tiny_cached_ratio <tiny c/a>
+    cpu_overhead_ratio <tiny b/a, CPU time> cpu_paper_shape_ratio <wide b/a, CPU time>
     overhead_ratio <tiny b/a> paper_shape_ratio <wide b/a> capture_mb <MB for capture-rows rows>
 
     nice python benchmarks/kawhi_overhead.py [--rounds 15] [--wide-rounds 3] [--wide-layers 2] [--threads 1]
+                                             [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -38,7 +47,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -54,8 +62,8 @@ def paper_shape_sizes(layers: int) -> dict[str, int]:
                 vocab_size=1024)
 
 
-def build(sizes: dict[str, int], image_size: int):
-    """(model, processor) with random weights, in memory (nothing saved)."""
+def build(sizes: dict[str, int], image_size: int, device: str = "cpu"):
+    """(model, processor) with random weights, in memory (nothing saved), on ``device``."""
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -68,6 +76,7 @@ def build(sizes: dict[str, int], image_size: int):
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(build_config("qwen2_5_vl", tiny, tokenizer, image_size),
                                                     dtype=torch.float32, attn_implementation="sdpa")
+    model.to(device)
     model.train()
     return model, processor
 
@@ -97,7 +106,8 @@ class Batch:
     mask: Any
 
 
-def make_batch(processor, rows: int, completion_tokens: int, image_size: int, generations: int = 1) -> Batch:
+def make_batch(processor, rows: int, completion_tokens: int, image_size: int, generations: int = 1,
+               device: str = "cpu") -> Batch:
     """``rows`` rollouts with one image each (``generations`` consecutive rows share a prompt and its image, as
     GRPO's group does) and ``completion_tokens``-token paragraph responses (ragged ends)."""
     import torch
@@ -126,7 +136,7 @@ def make_batch(processor, rows: int, completion_tokens: int, image_size: int, ge
     }
     if "mm_token_type_ids" in prompt:
         inputs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"], torch.zeros_like(completion)], 1)
-    return Batch(inputs, completion, mask)
+    return Batch({k: v.to(device) for k, v in inputs.items()}, completion.to(device), mask.to(device))
 
 
 def policy_loss(model, batch: Batch):
@@ -138,8 +148,8 @@ def policy_loss(model, batch: Batch):
     return -(logp * batch.mask).sum() / batch.mask.sum()
 
 
-def runners(model, processor, batch: Batch, heads: list[int]) -> tuple[Callable[[], None], Callable[[], int]]:
-    """(a) and (b) for one model and batch; (b) returns the bytes its capture held."""
+def runners(model, processor, batch: Batch, heads: list[int]) -> dict[str, Callable[[], int]]:
+    """(a), (b) and (c) for one model and batch; (b) and (c) return the bytes their capture held."""
     from kawhi.config import KawhiSettings
     from kawhi.method.capture import QKCapture
     from kawhi.method.pixels import images_from_pixel_values
@@ -151,10 +161,11 @@ def runners(model, processor, batch: Batch, heads: list[int]) -> tuple[Callable[
     width = batch.completion.shape[1]
     grid = batch.inputs["image_grid_thw"]
 
-    def run_a() -> None:
+    def run_a() -> int:
         policy_loss(model, batch).backward()
+        return 0
 
-    def run_b() -> int:
+    def run_b(selector: ImageSelector | None = None) -> int:
         query_mask, key_mask = capture_masks(batch.inputs["input_ids"], width, token_id, settings, grid, merge)
         with QKCapture(model, heads, settings.layers, settings.rotary, query_mask, key_mask) as capture:
             loss = policy_loss(model, batch)
@@ -162,27 +173,38 @@ def runners(model, processor, batch: Batch, heads: list[int]) -> tuple[Callable[
         nbytes = captured.nbytes
         images = images_from_pixel_values(batch.inputs["pixel_values"], grid, processor.image_processor)
         completion_weights(captured, batch.inputs["input_ids"], grid, images, batch.mask, batch.completion,
-                           processor.tokenizer, settings, model.config, selector=ImageSelector())
+                           processor.tokenizer, settings, model.config,
+                           selector=ImageSelector() if selector is None else selector)
         del captured  # the trainer drops the capture as soon as the weights exist
         loss.backward()
         return nbytes
 
-    return run_a, run_b
+    kept = ImageSelector()  # (c): the trainer's selector, alive across steps
+    return {"a": run_a, "b": run_b, "c": lambda: run_b(kept)}
 
 
-def measure(model, run_a, run_b, rounds: int) -> dict[str, Any]:
-    """Warm-up once each, then ``rounds`` interleaved rounds (order alternating); medians of wall and CPU time."""
-    wall: dict[str, list[float]] = {"a": [], "b": []}
-    cpu: dict[str, list[float]] = {"a": [], "b": []}
+def measure(model, runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, Any]:
+    """Warm-up once each, then ``rounds`` interleaved rounds (order reversed every other round); medians of
+    wall and CPU time; ratios of each run to (a)."""
+    import torch
+
+    cuda = next(model.parameters()).is_cuda
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    names = list(runs)
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     captured = 0
-    for fn in (run_a, run_b):
+    for name in names:
         model.zero_grad(set_to_none=True)
-        fn()
+        runs[name]()
+    sync()
     for r in range(rounds):
-        for name in ("ab" if r % 2 == 0 else "ba"):
+        for name in (names if r % 2 == 0 else names[::-1]):
             model.zero_grad(set_to_none=True)
+            sync()
             start_wall, start_cpu = time.perf_counter(), time.process_time()
-            out = (run_a if name == "a" else run_b)()
+            out = runs[name]()
+            sync()
             wall[name].append(time.perf_counter() - start_wall)
             cpu[name].append(time.process_time() - start_cpu)
             if name == "b":
@@ -190,7 +212,7 @@ def measure(model, run_a, run_b, rounds: int) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {"wall": med, "cpu": med_cpu, "ratio": med["b"] / med["a"], "cpu_ratio": med_cpu["b"] / med_cpu["a"],
-            "capture_bytes": captured}
+            "ratios": {k: med[k] / med["a"] for k in names}, "capture_bytes": captured}
 
 
 def report(name: str, model, batch: Batch, heads: list[int], rounds: int, result: dict[str, Any]) -> None:
@@ -199,9 +221,13 @@ def report(name: str, model, batch: Batch, heads: list[int], rounds: int, result
     rows, length = batch.inputs["input_ids"].shape
     print(f"[{name}] {n_params / 1e6:.1f}M params, {rows} rows x {length} tokens ({n_visual // rows} visual, "
           f"{batch.completion.shape[1]} response per row), heads {heads}, final layer, {rounds} rounds")
-    for key, label in (("a", "(a) forward+backward"), ("b", "(b) + capture + SGUF + weights")):
+    labels = {"a": "(a) forward+backward", "b": "(b) + capture + SGUF + weights", "c": "(c) (b), SGUF cached"}
+    for key, label in labels.items():
+        if key not in result["wall"]:
+            continue
         print(f"  {label:32s} wall {result['wall'][key]:9.3f} s   cpu {result['cpu'][key]:9.3f} s")
-    print(f"  ratio b/a: wall {result['ratio']:.3f}, cpu {result['cpu_ratio']:.3f}; capture held "
+    cached = f", c/a wall {result['ratios']['c']:.3f}" if "c" in result["ratios"] else ""
+    print(f"  ratio b/a: wall {result['ratio']:.3f}, cpu {result['cpu_ratio']:.3f}{cached}; capture held "
           f"{result['capture_bytes'] / 2**20:.2f} MB")
 
 
@@ -214,28 +240,42 @@ def main() -> None:
     parser.add_argument("--wide-completion", type=int, default=1024, help="response tokens per paper-shape row")
     parser.add_argument("--capture-rows", type=int, default=8, help="rows the reported capture size is for")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (default; hides the GPUs) or cuda (both models on the GPU)")
     args = parser.parse_args()
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported
 
     import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model, processor = build({}, image_size=64)
-    batch = make_batch(processor, rows=16, completion_tokens=48, image_size=64, generations=4)
-    tiny = measure(model, *runners(model, processor, batch, TINY_HEADS), args.rounds)
+    device = args.device
+    model, processor = build({}, image_size=64, device=device)
+    batch = make_batch(processor, rows=16, completion_tokens=48, image_size=64, generations=4, device=device)
+    tiny = measure(model, runners(model, processor, batch, TINY_HEADS), args.rounds)
     report("tiny", model, batch, TINY_HEADS, args.rounds, tiny)
     del model
 
-    model, processor = build(paper_shape_sizes(args.wide_layers), image_size=896)
-    batch = make_batch(processor, rows=args.wide_rows, completion_tokens=args.wide_completion, image_size=896)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    model, processor = build(paper_shape_sizes(args.wide_layers), image_size=896, device=device)
+    batch = make_batch(processor, rows=args.wide_rows, completion_tokens=args.wide_completion, image_size=896,
+                       device=device)
     n_visual = int((batch.inputs["input_ids"] == model.config.image_token_id).sum()) // args.wide_rows
     if n_visual < 1000 or args.wide_completion < 1000:
         print(f"warning: {n_visual} visual and {args.wide_completion} response tokens per row (the issue asks >= 1000)")
-    wide = measure(model, *runners(model, processor, batch, PAPER_HEADS), args.wide_rounds)
+    wide_runs = runners(model, processor, batch, PAPER_HEADS)
+    del wide_runs["c"]  # SGUF is ~0.1 % of a paper-shape step: the cached variant would only add minutes
+    wide = measure(model, wide_runs, args.wide_rounds)
     report("paper shape", model, batch, PAPER_HEADS, args.wide_rounds, wide)
     capture_mb = wide["capture_bytes"] / 2**20 * args.capture_rows / args.wide_rows
     print(f"  capture for {args.capture_rows} such rows: {capture_mb:.1f} MB (float32; {capture_mb / 2:.1f} MB in bf16)")
+    print(f"tiny_cached_ratio {tiny['ratios']['c']:.3f}")
     print(f"cpu_overhead_ratio {tiny['cpu_ratio']:.3f} cpu_paper_shape_ratio {wide['cpu_ratio']:.3f}")
     print(f"overhead_ratio {tiny['ratio']:.3f} paper_shape_ratio {wide['ratio']:.3f} capture_mb {capture_mb:.1f}")
 

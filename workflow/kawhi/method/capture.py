@@ -124,7 +124,9 @@ class _Recorder:
             self.masks_seen[kind].append(rows.cpu())
         rows = rows.to(states.device)
         heads = heads.to(states.device)
-        return states.detach()[rows].index_select(1, heads)
+        # the chosen heads first (a small copy of every position), then the positions: the same values as
+        # states[rows].index_select(1, heads) without gathering every head's vectors at the kept positions
+        return states.detach().index_select(2, heads)[rows]
 
     def record_query(self, layer: int, states: Tensor) -> None:
         self.q_chunks.setdefault(layer, []).append(self._take("q", layer, states, self.heads, self.query_mask))

@@ -10,12 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
+
+
+_SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image_processor: Any) -> list[np.ndarray]:
     """Invert the Qwen-VL image processor's patchify + normalise: one [H, W, 3] uint8 image (first frame)
     per row of ``image_grid_thw``.
+
+    Consecutive images with identical pixel values (GRPO's rollouts of one prompt) are rebuilt once: their
+    entries are the same array object, so callers can compute per-image work once per ``id``.
 
     The processor lays pixels out as (t, h/m, w/m, m, m) patches of (C, temporal, p, p) values, with
     m = merge size and p = patch size; this undoes that permutation and the mean/std normalisation.
@@ -25,11 +32,21 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     tp = int(getattr(image_processor, "temporal_patch_size", 2))
     mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1)
-    images = []
+    pixels = pixel_values.detach().cpu()  # one transfer for the batch
+    bits = pixels.contiguous().view(_SAME_SIZE_INT[pixels.element_size()]).numpy()  # exact-equality view
+    images: list[np.ndarray] = []
     start = 0
-    for t, h, w in image_grid_thw.tolist():
+    previous: tuple[list[int], int] | None = None  # the last image's grid row and first pixel row
+    for thw in image_grid_thw.tolist():
+        t, h, w = thw
         n = t * h * w
-        block = pixel_values[start:start + n].float().cpu().numpy()
+        if previous is not None and previous[0] == thw and np.array_equal(bits[previous[1]:previous[1] + n],
+                                                                          bits[start:start + n]):
+            images.append(images[-1])  # bit-identical pixels: the same image
+            start += n
+            continue
+        previous = (thw, start)
+        block = pixels[start:start + n].float().numpy()
         start += n
         block = block.reshape(t, h // m, w // m, m, m, 3, tp, p, p)
         # -> (t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
@@ -39,4 +56,5 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     if start != pixel_values.shape[0]:
         raise ValueError(f"image_grid_thw accounts for {start} pixel rows, pixel_values has {pixel_values.shape[0]}")
     return images
+
 

@@ -38,8 +38,11 @@ class ImageSelection:
     sguf: SGUF | None
 
 
-def select_image_tokens(image_rgb: np.ndarray, patch: int, settings: KawhiSettings, seed: int = 0) -> ImageSelection:
-    """``kawhi.regions`` on one image (every mode except ``attention``, which needs the model)."""
+def select_image_tokens(image_rgb: np.ndarray, patch: int, settings: KawhiSettings, seed: int = 0,
+                        digest: int | None = None) -> ImageSelection:
+    """``kawhi.regions`` on one image (every mode except ``attention``, which needs the model).
+
+    ``digest`` is ``image_digest(image_rgb)`` when the caller already has it."""
     if settings.regions not in REGIONS:
         raise ValueError(f"kawhi.regions must be one of {REGIONS}, got '{settings.regions}'")
     if settings.regions == "attention":
@@ -48,13 +51,14 @@ def select_image_tokens(image_rgb: np.ndarray, patch: int, settings: KawhiSettin
         h, w = image_rgb.shape[0] // patch, image_rgb.shape[1] // patch
         return ImageSelection(np.ones((h, w), dtype=bool), None)
     s = settings.sguf
+    digest = image_digest(image_rgb) if digest is None else int(digest)
     result = sguf_select(image_rgb, patch, delta_s=s.delta_s, delta_l=s.delta_l, sigma=s.sigma, beta=s.beta,
-                         skip_ratio=s.skip_ratio, seed=seed)
+                         skip_ratio=s.skip_ratio, seed=seed, digest=digest)
     if settings.regions == "sguf":
         return ImageSelection(result.selected, result)
     if settings.regions == "inverse":
         return ImageSelection(~result.selected, result)
-    rng = np.random.default_rng([int(seed), image_digest(image_rgb), RANDOM_STREAM])
+    rng = np.random.default_rng([int(seed), digest, RANDOM_STREAM])
     chosen = rng.choice(result.selected.size, size=int(result.selected.sum()), replace=False)
     selected = np.zeros(result.selected.size, dtype=bool)
     selected[chosen] = True
@@ -69,12 +73,13 @@ class ImageSelector:
         self._cache: OrderedDict[tuple, ImageSelection] = OrderedDict()
 
     def __call__(self, image_rgb: np.ndarray, patch: int, settings: KawhiSettings, seed: int = 0) -> ImageSelection:
-        key = (image_digest(image_rgb), patch, settings.regions, settings.sguf, int(seed))
+        digest = image_digest(image_rgb)
+        key = (digest, patch, settings.regions, settings.sguf, int(seed))
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        result = select_image_tokens(image_rgb, patch, settings, seed)
+        result = select_image_tokens(image_rgb, patch, settings, seed, digest=digest)
         self._cache[key] = result
         if len(self._cache) > self.max_images:
             self._cache.popitem(last=False)

@@ -25,9 +25,9 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, sparse
-from scipy.sparse.csgraph import connected_components
-from skimage.color import rgb2lab
+from scipy import ndimage
+from skimage.color.colorconv import xyz_from_rgb, xyz_tristimulus_values
+from skimage.util import img_as_float64
 
 EPS = 1e-8  # floor of the merge test's denominator (Eq. 8), so two flat patches compare as 0 / EPS = 0
 
@@ -76,17 +76,54 @@ def _check_image(image_rgb: np.ndarray, patch: int) -> None:
                          f"{patch}-pixel patches")
 
 
+def _srgb_linear_table() -> np.ndarray:
+    """sRGB value -> linear RGB for the 256 uint8 levels, by skimage's ``rgb2xyz`` formula (float64)."""
+    arr = img_as_float64(np.arange(256, dtype=np.uint8)).copy()
+    mask = arr > 0.04045
+    arr[mask] = np.power((arr[mask] + 0.055) / 1.055, 2.4)
+    arr[~mask] /= 12.92
+    return arr
+
+
+_LINEAR = _srgb_linear_table()
+_XYZ_FROM_RGB_T = xyz_from_rgb.T.astype(np.float64)
+_WHITE_Y = float(xyz_tristimulus_values(illuminant="D65", observer="2", dtype=np.float64)[1])
+
+
+def lightness(image_rgb: np.ndarray) -> np.ndarray:
+    """CIELab L (D65, 2 degrees) of a uint8 RGB image: bit for bit ``skimage.color.rgb2lab(image)[..., 0]``.
+
+    The same float64 operations in the same order, without the work L does not need: the sRGB
+    linearisation is elementwise, so it is read from a 256-entry table built by skimage's own formula,
+    the XYZ matrix product is skimage's very call on the same [H, W, 3] array, and only the Y channel goes
+    through the Lab nonlinearity (L depends on Y alone).
+    """
+    xyz = _LINEAR[image_rgb] @ _XYZ_FROM_RGB_T
+    y = xyz[..., 1] / _WHITE_Y
+    mask = y > 0.008856
+    y[mask] = np.cbrt(y[mask])
+    y[~mask] = 7.787 * y[~mask] + 16.0 / 116.0
+    return (116.0 * y) - 16.0
+
+
 def patch_structure(image_rgb: np.ndarray, patch: int, sigma: float = 1.0) -> PatchStructure:
     """Steps 1-2: the per-patch structure tensor's eigenvalues and mean lightness (Eq. 5-7)."""
     _check_image(image_rgb, patch)
-    lightness = rgb2lab(image_rgb)[..., 0]
-    smooth = ndimage.gaussian_filter(lightness, sigma=sigma, mode="reflect")
-    gx = ndimage.sobel(smooth, axis=1, mode="reflect")
-    gy = ndimage.sobel(smooth, axis=0, mode="reflect")
+    lightness_ = lightness(image_rgb)
+    # ndimage.gaussian_filter(lightness_, sigma, mode="reflect") and ndimage.sobel(smooth, axis, mode="reflect"),
+    # spelled as the 1-D passes those functions make (the same C calls, in the same order, without their
+    # per-call argument handling)
+    smooth = ndimage.gaussian_filter1d(lightness_, sigma, axis=0, mode="reflect")
+    ndimage.gaussian_filter1d(smooth, sigma, axis=1, output=smooth, mode="reflect")
+    gx = ndimage.correlate1d(smooth, [-1, 0, 1], axis=1, mode="reflect")
+    ndimage.correlate1d(gx, [1, 2, 1], axis=0, output=gx, mode="reflect")
+    gy = ndimage.correlate1d(smooth, [-1, 0, 1], axis=0, mode="reflect")
+    ndimage.correlate1d(gy, [1, 2, 1], axis=1, output=gy, mode="reflect")
     h, w = image_rgb.shape[0] // patch, image_rgb.shape[1] // patch
+    count = float(patch * patch)
 
-    def per_patch(values: np.ndarray) -> np.ndarray:
-        return values.reshape(h, patch, w, patch).mean(axis=(1, 3))
+    def per_patch(values: np.ndarray) -> np.ndarray:  # = .mean(axis=(1, 3)): the same sum, divided by the count
+        return values.reshape(h, patch, w, patch).sum(axis=(1, 3)) / count
 
     sxx, sxy, syy = per_patch(gx * gx), per_patch(gx * gy), per_patch(gy * gy)
     # eigenvalues of the symmetric 2x2 [[sxx, sxy], [sxy, syy]] in closed form
@@ -100,28 +137,36 @@ def union_find(structure: PatchStructure, delta_s: float = 0.5, delta_l: float =
     """Step 3: component labels [h, w] of the 4-connected grid whose neighbours pass Eq. 8's two tests."""
     lmax, lmin, light = structure.lambda_max, structure.lambda_min, structure.lightness
     h, w = lmax.shape
-    index = np.arange(h * w).reshape(h, w)
     pairs = [(np.s_[:, :-1], np.s_[:, 1:]), (np.s_[:-1, :], np.s_[1:, :])]  # right and down neighbours
-    rows, cols = [], []
-    for a, b in pairs:
+    # The components of the merge graph are those of a (2h-1) x (2w-1) pixel grid: patch (i, j) is pixel
+    # (2i, 2j), the pixel between two neighbours is set when they merge, the diagonal ones never are;
+    # ndimage.label's 4-connected components then are the graph's (one C pass, no sparse matrix).
+    grid = np.zeros((2 * h - 1, 2 * w - 1), dtype=bool)
+    grid[::2, ::2] = True
+    for (a, b), edges in zip(pairs, (grid[::2, 1::2], grid[1::2, ::2])):
         distance = np.hypot(lmax[a] - lmax[b], lmin[a] - lmin[b])  # ||diag(.) - diag(.)||_F
         scale = np.maximum(np.maximum(lmax[a], lmax[b]), EPS)  # lambda_max >= lambda_min on both sides
-        merge = (distance / scale < delta_s) & (np.abs(light[a] - light[b]) < delta_l)
-        rows.append(index[a][merge])
-        cols.append(index[b][merge])
-    i, j = np.concatenate(rows), np.concatenate(cols)
-    graph = sparse.coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)), shape=(h * w, h * w))
-    _, labels = connected_components(graph, directed=False)
-    # number components by their first patch in row-major order (connected_components already does,
-    # but the order is part of this function's contract)
-    _, first = np.unique(labels, return_index=True)
+        edges[...] = (distance / scale < delta_s) & (np.abs(light[a] - light[b]) < delta_l)
+    labels = ndimage.label(grid)[0][::2, ::2].ravel()
+    # number components by their first patch in row-major order (part of this function's contract)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))
-    return order[labels].reshape(h, w)
+    return order[inverse].reshape(h, w)
 
 
 def key_components(energy: np.ndarray, beta: float = 0.1) -> np.ndarray:
     """Step 4: the components whose energy exceeds beta x the median component energy (Eq. 10)."""
-    return energy > beta * np.median(energy)
+    return energy > beta * _median(energy)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D float array, bit for bit (the middle value, or the two middle values' sum
+    halved, as np.mean of two computes it), without its generic-axis overhead."""
+    if values.ndim != 1 or values.size == 0 or np.isnan(values).any():
+        return float(np.median(values))
+    ordered = np.sort(values)
+    half = values.size // 2
+    return float(ordered[half]) if values.size % 2 else float((ordered[half - 1] + ordered[half]) / 2.0)
 
 
 def background_sample(labels: np.ndarray, background: np.ndarray, skip_ratio: float,
@@ -141,8 +186,11 @@ def background_sample(labels: np.ndarray, background: np.ndarray, skip_ratio: fl
 
 
 def sguf_select(image_rgb: np.ndarray, patch: int, *, delta_s: float = 0.5, delta_l: float = 30.0,
-                sigma: float = 1.0, beta: float = 0.1, skip_ratio: float = 0.7, seed: int = 0) -> SGUF:
-    """SGUF on one [H, W, 3] uint8 image whose sides are multiples of ``patch`` (METHOD.md section 2)."""
+                sigma: float = 1.0, beta: float = 0.1, skip_ratio: float = 0.7, seed: int = 0,
+                digest: int | None = None) -> SGUF:
+    """SGUF on one [H, W, 3] uint8 image whose sides are multiples of ``patch`` (METHOD.md section 2).
+
+    ``digest`` is ``image_digest(image_rgb)`` when the caller already has it (it seeds the draw)."""
     if not 0.0 <= skip_ratio <= 1.0:
         raise ValueError(f"kawhi.sguf.skip_ratio must be in [0, 1], got {skip_ratio}")
     structure = patch_structure(image_rgb, patch, sigma)
@@ -152,7 +200,7 @@ def sguf_select(image_rgb: np.ndarray, patch: int, *, delta_s: float = 0.5, delt
     energy = np.bincount(labels.ravel(), weights=trace.ravel(), minlength=n) / np.bincount(labels.ravel(), minlength=n)
     key_component = key_components(energy, beta)
     key = key_component[labels]
-    rng = np.random.default_rng([int(seed), image_digest(image_rgb)])
+    rng = np.random.default_rng([int(seed), image_digest(image_rgb) if digest is None else int(digest)])
     selected = key | background_sample(labels, ~key_component, skip_ratio, rng)
     if not selected.any():
         selected.flat[int(np.argmax(trace))] = True

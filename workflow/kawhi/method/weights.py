@@ -134,8 +134,7 @@ def completion_weights(captured: CapturedQK, input_ids: Tensor, image_grid_thw: 
     seg = batch_segment_ids(pieces, valid, settings.granularity, settings.delimiter)
     weights = _token_weights(alpha, seg, settings)
     n_segments = (seg.max(dim=1).values + 1).tolist()
-    fractions = [float(np.mean(np.concatenate([s.selected.ravel() for s in row]))) if row else 0.0
-                 for row in selections]
+    fractions = _selected_fractions(selections)
     result = KawhiWeights(weights, _stats(weights, valid, alpha, fractions, n_segments), selections)
     if with_texts:
         for b in range(batch):
@@ -158,6 +157,7 @@ def _image_selections(images: Sequence[np.ndarray] | None, layouts: list[SampleL
                          f"{0 if images is None else len(images)}")
     out: list[list[ImageSelection]] = []
     index = 0
+    same: dict[int, ImageSelection] = {}  # id(image) -> its selection: rows sharing one image array ask once
     for b, layout in enumerate(layouts):
         row = []
         for grid in layout.grids:
@@ -166,9 +166,25 @@ def _image_selections(images: Sequence[np.ndarray] | None, layouts: list[SampleL
                 raise ValueError(f"row {b}: image {index} is {image.shape[1]}x{image.shape[0]} pixels, which is not the "
                                  f"{grid[1]}x{grid[0]} token grid of {patch}-pixel patches the model saw (pass the "
                                  "processor-resized image; multi-frame inputs are not supported)")
-            row.append(selector(image, patch, settings, seed))
+            selection = same.get(id(image))
+            if selection is None:
+                selection = same[id(image)] = selector(image, patch, settings, seed)
+            row.append(selection)
             index += 1
         out.append(row)
+    return out
+
+
+def _selected_fractions(selections: list[list[ImageSelection]]) -> list[float]:
+    """Per row, the share of its visual tokens that are selected (rows with the same selections, as a
+    prompt's rollouts share their image's, are computed once)."""
+    done: dict[tuple[int, ...], float] = {}
+    out = []
+    for row in selections:
+        key = tuple(id(sel) for sel in row)
+        if key not in done:
+            done[key] = float(np.mean(np.concatenate([sel.selected.ravel() for sel in row]))) if row else 0.0
+        out.append(done[key])
     return out
 
 
