@@ -110,20 +110,13 @@ def patch_structure(image_rgb: np.ndarray, patch: int, sigma: float = 1.0) -> Pa
     """Steps 1-2: the per-patch structure tensor's eigenvalues and mean lightness (Eq. 5-7)."""
     _check_image(image_rgb, patch)
     lightness_ = lightness(image_rgb)
-    # ndimage.gaussian_filter(lightness_, sigma, mode="reflect") and ndimage.sobel(smooth, axis, mode="reflect"),
-    # spelled as the 1-D passes those functions make (the same C calls, in the same order, without their
-    # per-call argument handling)
-    smooth = ndimage.gaussian_filter1d(lightness_, sigma, axis=0, mode="reflect")
-    ndimage.gaussian_filter1d(smooth, sigma, axis=1, output=smooth, mode="reflect")
-    gx = ndimage.correlate1d(smooth, [-1, 0, 1], axis=1, mode="reflect")
-    ndimage.correlate1d(gx, [1, 2, 1], axis=0, output=gx, mode="reflect")
-    gy = ndimage.correlate1d(smooth, [-1, 0, 1], axis=0, mode="reflect")
-    ndimage.correlate1d(gy, [1, 2, 1], axis=1, output=gy, mode="reflect")
+    smooth = ndimage.gaussian_filter(lightness_, sigma=sigma, mode="reflect")
+    gx = ndimage.sobel(smooth, axis=1, mode="reflect")
+    gy = ndimage.sobel(smooth, axis=0, mode="reflect")
     h, w = image_rgb.shape[0] // patch, image_rgb.shape[1] // patch
-    count = float(patch * patch)
 
-    def per_patch(values: np.ndarray) -> np.ndarray:  # = .mean(axis=(1, 3)): the same sum, divided by the count
-        return values.reshape(h, patch, w, patch).sum(axis=(1, 3)) / count
+    def per_patch(values: np.ndarray) -> np.ndarray:
+        return values.reshape(h, patch, w, patch).mean(axis=(1, 3))
 
     sxx, sxy, syy = per_patch(gx * gx), per_patch(gx * gy), per_patch(gy * gy)
     # eigenvalues of the symmetric 2x2 [[sxx, sxy], [sxy, syy]] in closed form
@@ -156,17 +149,7 @@ def union_find(structure: PatchStructure, delta_s: float = 0.5, delta_l: float =
 
 def key_components(energy: np.ndarray, beta: float = 0.1) -> np.ndarray:
     """Step 4: the components whose energy exceeds beta x the median component energy (Eq. 10)."""
-    return energy > beta * _median(energy)
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median`` of a 1-D float array, bit for bit (the middle value, or the two middle values' sum
-    halved, as np.mean of two computes it), without its generic-axis overhead."""
-    if values.ndim != 1 or values.size == 0 or np.isnan(values).any():
-        return float(np.median(values))
-    ordered = np.sort(values)
-    half = values.size // 2
-    return float(ordered[half]) if values.size % 2 else float((ordered[half - 1] + ordered[half]) / 2.0)
+    return energy > beta * np.median(energy)
 
 
 def background_sample(labels: np.ndarray, background: np.ndarray, skip_ratio: float,
