@@ -56,5 +56,3 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     if start != pixel_values.shape[0]:
         raise ValueError(f"image_grid_thw accounts for {start} pixel rows, pixel_values has {pixel_values.shape[0]}")
     return images
-
-

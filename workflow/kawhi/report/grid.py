@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Iterable, Sequence
 
 from kawhi.config import kawhi_settings, model_settings, settings_json, variant_changes
+from kawhi.data.synthetic.registry import SUITES
 from kawhi.report.manifest import BASE_ROW, EvalEntry, HeadsEntry, RunEntry, manifest_json
 from kawhi.report.published import published_score, published_step_time
 
@@ -44,7 +45,7 @@ EVAL_RUN = "results/eval/{model}/{trainset}/{algo}/{variant}/seed-{seed}/{bench}
 EVAL_RUN_SAMPLES = "results/eval/{model}/{trainset}/{algo}/{variant}/seed-{seed}/{bench}.samples.jsonl"
 REPORT_FILE = "results/report/{name}"
 
-SYNTHETIC_SUITES = ["shapes_count", "shapes_arith", "bars_lookup", "lines_compare", "mme_synth"]
+SYNTHETIC_SUITES = list(SUITES)  # the suites kawhi.data.synthetic can generate
 # trainset -> (its config block, the `kawhi prepare-benchmark` layout its source is read with)
 TRAIN_DATA = {"math": ("train_data", "rl_train"), "chart": ("chart_train_data", "chartqa")}
 
