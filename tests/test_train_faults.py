@@ -20,7 +20,7 @@ def tiny_run(repo_root, tiny_model_factory, suite_factory, tmp_path):
     settings["training"].update({"max_steps": MAX_STEPS, "per_device_train_batch_size": 4, "num_generations": 2,
                                  "max_completion_length": 6, "save_steps": 1, "save_total_limit": 1,
                                  "gallery_size": 0})
-    settings["algorithm"]["overlong_buffer"] = 2  # the embedded grpo punishes overlong answers; fit the short completions
+    settings["algorithm"]["overlong_buffer"] = 2  # the embedded grpo punishes overlong answers: fit 6 tokens
     heads = tmp_path / "critical_heads.json"
     heads.write_text(json.dumps({"heads": [0, 1]}))
     data = suite_factory("shapes_count", "train", n=8)

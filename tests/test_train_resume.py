@@ -27,7 +27,7 @@ def test_sigkill_then_resume(repo_root, tiny_model_factory, suite_factory, tmp_p
     settings = train_settings(config, "qwen25vl-tiny", "grpo", "kawhi")
     settings["training"].update({"max_steps": MAX_STEPS, "per_device_train_batch_size": 4, "num_generations": 2,
                                  "max_completion_length": 8, "save_steps": 2, "gallery_size": 1})
-    settings["algorithm"]["overlong_buffer"] = 2  # the embedded grpo punishes overlong answers; fit the short completions
+    settings["algorithm"]["overlong_buffer"] = 2  # the embedded grpo punishes overlong answers: fit 8 tokens
     heads = tmp_path / "critical_heads.json"
     heads.write_text(json.dumps({"heads": [0, 1]}))
     out = tmp_path / "run"

@@ -1,7 +1,8 @@
 """Manifests: the JSON lists through which the rules tell each report command what its input files are.
 
 Each entry names one file and says what it holds (model, algorithm, variant, benchmark), so the report
-never parses meaning out of paths. Light on purpose (no pandas): kawhi.report.grid, which rules/common.smk imports, builds them.
+never parses meaning out of paths. Light on purpose (no pandas): kawhi.report.grid, which rules/common.smk
+imports, builds them.
 """
 
 from __future__ import annotations

@@ -129,8 +129,9 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 def counts_sentence(s: dict[str, Any]) -> str:
     seeds = " or ".join(str(n) for n in s["seeds"])
-    return (f"KAWHI against its own algorithm, per benchmark: **{_count(s['significant_gains'], 'significant gain')}**, "
-            f"**{_count(s['significant_losses'], 'significant loss', 'significant losses')}** and "
+    gains = _count(s["significant_gains"], "significant gain")
+    losses = _count(s["significant_losses"], "significant loss", "significant losses")
+    return (f"KAWHI against its own algorithm, per benchmark: **{gains}**, **{losses}** and "
             f"**{s['not_significant']} not significant** "
             f"of {s['n_comparisons']} comparisons ({s['n_models']} models, {s['n_frameworks']} RL frameworks: "
             f"{', '.join(ALGO_LABELS.get(a, a) for a in s['frameworks'])}; {s['n_benchmarks']} benchmarks; "

@@ -67,8 +67,8 @@ def warmstart_markdown(frame) -> str:
     ks = sorted(set(int(k) for k in frame["k"]))
     k_label = "/".join(str(k) for k in ks)
     header = ["model", "suite", "n", "pass@1 [95 % interval]", f"pass@{k_label}", "gap", "regime"]
-    rows = [[r.model, r.benchmark, str(r.n), f"{_fmt(r.pass1)} [{_fmt(r.pass1_low)}, {_fmt(r.pass1_high)}]", _fmt(r.pass_k),
-             _fmt(r.gap), "yes" if r.in_regime else ("no pass@k (k = 1)" if r.k == 1 else "no")]
+    rows = [[r.model, r.benchmark, str(r.n), f"{_fmt(r.pass1)} [{_fmt(r.pass1_low)}, {_fmt(r.pass1_high)}]",
+             _fmt(r.pass_k), _fmt(r.gap), "yes" if r.in_regime else ("no pass@k (k = 1)" if r.k == 1 else "no")]
             for r in frame.itertuples()]
     met = int(frame["in_regime"].sum())
     return (f"Warm-start policies, sampled at temperature {', '.join(sorted({_fmt(t) for t in frame['temperature']}))}. "
