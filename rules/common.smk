@@ -25,9 +25,14 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def eval_bench_pattern():
-    """Wildcard constraint for `bench` in the eval rules: exactly the configured benchmark names."""
-    return "|".join(re.escape(b) for b in grid.eval_benchmarks(config))
+def rule_suffix(name):
+    """A model or training-set name as part of a rule name (the rules generated per model in eval.smk)."""
+    return re.sub(r"\W", "_", name)
+
+
+def eval_outputs(pattern, benches):
+    """An eval path pattern for each of ``benches``; the checkpoint's wildcards stay open."""
+    return expand(pattern, bench=benches, allow_missing=True)
 
 
 # ---- named input functions (take wildcards) --------------------------------------------------------
@@ -107,18 +112,6 @@ def get_run_model(wildcards):
 
 def get_run_model_dir(wildcards):
     return grid.RUN_MODEL.format(**_run(wildcards))
-
-
-def get_bench_data(wildcards):
-    return data_file(wildcards.bench, "test")
-
-
-def get_eval_settings(wildcards):
-    return settings_json(eval_settings(config, wildcards.bench))
-
-
-def get_base_eval_settings(wildcards):
-    return settings_json(eval_settings(config, wildcards.bench, base=True))
 
 
 def get_judge(wildcards):

@@ -213,3 +213,51 @@ def test_several_samples_need_a_temperature():
         settings_for(num_samples=4)
     with pytest.raises(ValueError, match="at least 1"):
         settings_for(num_samples=0, temperature=1.0)
+
+
+# ---- one process, several benchmarks (one evaluation job per checkpoint, rules/eval.smk) ----------------
+
+
+def test_several_benchmarks_in_one_process_write_what_one_process_each_writes(tmp_path, suite_file, suite_factory,
+                                                                              model_dir):
+    """Sampled decoding, so the test fails if the second benchmark inherited the first one's random state."""
+    mme = suite_factory("mme_synth", "test", 3, 0)
+    settings = json.dumps({k: v for k, v in settings_for(num_samples=2, temperature=1.0).to_dict().items()
+                           if k != "benchmark"})
+    together, alone = tmp_path / "together", tmp_path / "alone"
+    together.mkdir(), alone.mkdir()
+    benches = [(SUITE, suite_file), ("mme_synth", mme)]
+    assert kawhi_main(["evaluate", "--model", str(model_dir), "--benchmark", *[b for b, _ in benches],
+                       "--data", *[str(d) for _, d in benches],
+                       "--out", *[str(together / f"{b}.json") for b, _ in benches], "--settings", settings]) == 0
+    for bench, data in reversed(benches):  # the other order: each alone in its own call
+        assert kawhi_main(["evaluate", "--model", str(model_dir), "--benchmark", bench, "--data", str(data),
+                           "--out", str(alone / f"{bench}.json"), "--settings", settings]) == 0
+    for bench, _ in benches:
+        assert samples_path(together / f"{bench}.json").read_text() == samples_path(alone / f"{bench}.json").read_text()
+        a, b = (json.loads((d / f"{bench}.json").read_text()) for d in (together, alone))
+        assert a["metrics"] == b["metrics"] and a["benchmark"] == b["benchmark"] == bench
+        assert a["provenance"]["config_hash"] == b["provenance"]["config_hash"]
+
+
+def test_several_benchmarks_need_one_data_file_and_one_output_each(tmp_path, suite_file, model_dir):
+    with pytest.raises(SystemExit, match="2 benchmark\\(s\\), 1 data file\\(s\\), 2 output\\(s\\)"):
+        kawhi_main(["evaluate", "--model", str(model_dir), "--benchmark", SUITE, "mme_synth",
+                    "--data", str(suite_file), "--out", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                    "--settings", json.dumps(settings_for().to_dict())])
+
+
+def test_a_bad_row_in_a_later_benchmark_is_refused_before_the_model_loads(tmp_path, suite_file, model_dir,
+                                                                           monkeypatch):
+    import kawhi.eval.runner as runner
+
+    data, bad_id = _with_bad_row(suite_file, tmp_path / "bad.parquet", 2, "answer")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before every benchmark was checked")
+
+    monkeypatch.setattr(runner, "build_lm", no_model)
+    with pytest.raises(BadRowError, match=rf"bad.parquet.*'{bad_id}' \(no answer\)"):
+        runner.evaluate_benchmarks(model_dir, [(suite_file, tmp_path / "a.json", settings_for()),
+                                               (data, tmp_path / "b.json", settings_for())])
+    assert not (tmp_path / "a.json").exists()

@@ -27,7 +27,8 @@ def _resources_by_rule(output: str) -> dict[str, list[str]]:
     return found
 
 
-STAGE_OF_RULE = {"identify_heads": "heads", "train": "training", "evaluate_base": "eval", "evaluate_run": "eval"}
+STAGE_OF_RULE = {"identify_heads": "heads", "train": "training", "evaluate_base_qwen25vl_7b": "eval",
+                 "evaluate_base_qwen3vl_4b": "eval", "evaluate_math_run": "eval", "evaluate_chart_run": "eval"}
 
 
 def test_paper_dry_run_through_the_slurm_profile_shows_the_configs_resources(repo_root):

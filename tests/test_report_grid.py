@@ -164,3 +164,24 @@ def test_paths_and_policy(embedded):
     assert grid.train_data_files(embedded, "math", "grpo") == [
         f"results/data/{s}/train.parquet" for s in embedded["train_data"]["suites"]]
     assert Counter(grid.eval_benchmarks(embedded)).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize("profile", ["embedded", "paper"])
+def test_every_eval_the_report_reads_is_made_by_a_checkpoints_evaluation_job(profile, request):
+    """One evaluation job per checkpoint (rules/eval.smk) writes the benchmarks of grid.base_benchmarks /
+    grid.run_benchmarks; every eval file any artefact reads must be one of them, and a run's list must
+    not carry benchmarks the report never reads from any run of its training set."""
+    config = request.getfixturevalue(profile)
+    made = {grid.eval_base_json(m, b) for m in grid.models(config) for b in grid.base_benchmarks(config, m)}
+    made |= {grid.eval_run_json(*run, b) for run in grid.all_runs(config) for b in grid.run_benchmarks(config, run[1])}
+    entries = [e for a in grid.ARTEFACTS if a != "warmstart" for e in grid.report_entries(config, a)
+               if isinstance(e, EvalEntry)]
+    read = {e.path for e in entries} | set(grid.warmstart_inputs(config))
+    assert read <= made, sorted(read - made)[:5]
+    for trainset in ("math", "chart"):
+        benches_read = {e.benchmark for e in entries if e.algo != BASE_ROW and e.trainset == trainset}
+        assert set(grid.run_benchmarks(config, trainset)) == benches_read, trainset
+    # the second model's base policy is not scored on the chart benchmarks: only the first model's chart
+    # experiment reads them
+    second = grid.models(config)[1]
+    assert not set(grid.base_benchmarks(config, second)) & set(config["chart_benchmarks"])

@@ -507,8 +507,9 @@ def heads_settings(config: dict[str, Any], model: str | None = None) -> dict[str
     return settings
 
 
-def eval_settings(config: dict[str, Any], benchmark: str, base: bool = False) -> dict[str, Any]:
-    """What one evaluation depends on: the eval block (minus resources), the benchmark and the seed.
+def eval_settings(config: dict[str, Any], benchmark: str | None = None, base: bool = False) -> dict[str, Any]:
+    """What an evaluation depends on: the eval block (minus resources) and the seed, plus ``benchmark`` when
+    given. One evaluation job runs all of a checkpoint's benchmarks with these settings (rules/eval.smk).
 
     ``base``: the base policy's evaluation, whose k is ``eval.base_num_samples`` where that is set (the
     warm start's pass@k); trained runs use ``eval.num_samples``.
@@ -516,7 +517,8 @@ def eval_settings(config: dict[str, Any], benchmark: str, base: bool = False) ->
     settings = {k: v for k, v in config["eval"].items() if k not in ("resources", "base_num_samples")}
     if base and "base_num_samples" in config["eval"]:
         settings["num_samples"] = config["eval"]["base_num_samples"]
-    settings["benchmark"] = benchmark
+    if benchmark is not None:
+        settings["benchmark"] = benchmark
     settings["seed"] = config["seed"]
     return settings
 

@@ -1,4 +1,4 @@
-"""``kawhi evaluate``: one checkpoint on one benchmark, through lm-evaluation-harness.
+"""``kawhi evaluate``: one checkpoint on one or more benchmarks, through lm-evaluation-harness.
 
 lm-eval does the generation (``hf-multimodal`` on CPU/GPU, ``vllm-vlm`` on GPU), the prompt rendering
 with the model's chat template, batching and per-sample bookkeeping; the project supplies the task
@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kawhi.atomic import write_json, write_text
 from kawhi.eval.rescore import iter_jsonl, result_document, sample_line, score_samples
@@ -132,19 +132,27 @@ def build_lm(model_dir: str | Path, backend: str, batch_size: int, max_new_token
                           max_gen_toks=max_new_tokens, device=device)
 
 
-def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, settings: EvalSettings, *,
-             model_name: str | None = None, checkpoint: str | None = None, lm: Any = None) -> dict[str, Any]:
-    """Evaluate one checkpoint on one benchmark; write ``out`` and its samples JSONL; return the result.
+@dataclass
+class PreparedBenchmark:
+    """One benchmark checked and ready to run: its rows read, its bad rows found, its lm-eval task built."""
 
-    ``lm`` lets a caller reuse an lm-eval model object across benchmarks (the throughput benchmark).
-    """
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    settings: EvalSettings
+    data_file: Path
+    out: Path
+    dataset: Any
+    bad: list[Any]
+    task: BenchmarkTask
+    scorer: Any
+    judge: Any
 
+
+def prepare_benchmark(data_file: str | Path, out: str | Path, settings: EvalSettings) -> PreparedBenchmark:
+    """Everything about one benchmark that needs no model: the file, its bad rows, the scorer, the task.
+
+    Runs before the model loads, so a missing file or a bad row costs nothing."""
     from kawhi.judge import build_judge
     from kawhi.eval.scorers import get_scorer
 
-    started = time.perf_counter()
     check_backend(settings.backend)
     data_file = Path(data_file)
     if not data_file.exists():
@@ -152,7 +160,6 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
     judge = build_judge(settings.judge, settings.benchmark)
     scorer = get_scorer(settings.benchmark, judge=judge)
 
-    # Bad rows are found before the model is loaded, so a broken file costs nothing.
     dataset = load_benchmark(data_file, decode_images=False)
     clash = [c for c in LOG_KEYS if c in dataset.column_names]
     if clash:
@@ -171,9 +178,56 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
                          max_new_tokens=settings.max_new_tokens,
                          skip_ids=frozenset(b.row_id for b in bad),
                          num_samples=int(settings.num_samples), temperature=float(settings.temperature))
+    return PreparedBenchmark(settings, data_file, Path(out), dataset, bad, task, scorer, judge)
+
+
+def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, settings: EvalSettings, *,
+             model_name: str | None = None, checkpoint: str | None = None, lm: Any = None) -> dict[str, Any]:
+    """Evaluate one checkpoint on one benchmark; write ``out`` and its samples JSONL; return the result.
+
+    ``lm`` lets a caller reuse an lm-eval model object across benchmarks (see evaluate_benchmarks).
+    """
+    prepared = prepare_benchmark(data_file, out, settings)
     if lm is None:
         lm = build_lm(model_dir, settings.backend, settings.batch_size, settings.max_new_tokens,
                       seed=int(settings.seed))
+    return run_benchmark(prepared, lm, model_dir, model_name=model_name, checkpoint=checkpoint)
+
+
+# Settings the lm-eval model object is built with: equal across the benchmarks one process evaluates.
+LM_SETTINGS = ("backend", "batch_size", "max_new_tokens", "seed")
+
+
+def evaluate_benchmarks(model_dir: str | Path, benchmarks: list[tuple[str | Path, str | Path, EvalSettings]], *,
+                        model_name: str | None = None, checkpoint: str | None = None,
+                        after_load: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Evaluate one checkpoint on several benchmarks (``(data_file, out, settings)`` each), loading the model
+    once. Every benchmark is checked before the model loads; each result is written as soon as it is done,
+    exactly as :func:`evaluate` would write it alone (lm-eval reseeds at the start of every benchmark).
+    ``after_load`` runs once the model is loaded (the CLI freezes the garbage collector there)."""
+    if not benchmarks:
+        raise ValueError("no benchmark to evaluate")
+    first = benchmarks[0][2]
+    for _, _, settings in benchmarks[1:]:
+        differ = [k for k in LM_SETTINGS if getattr(settings, k) != getattr(first, k)]
+        if differ:
+            raise ValueError(f"benchmarks {first.benchmark!r} and {settings.benchmark!r} differ in {differ}: "
+                             f"one process loads the model once, with one value of each")
+    prepared = [prepare_benchmark(data, out, settings) for data, out, settings in benchmarks]
+    lm = build_lm(model_dir, first.backend, first.batch_size, first.max_new_tokens, seed=int(first.seed))
+    if after_load is not None:
+        after_load()
+    return [run_benchmark(p, lm, model_dir, model_name=model_name, checkpoint=checkpoint) for p in prepared]
+
+
+def run_benchmark(prepared: PreparedBenchmark, lm: Any, model_dir: str | Path, *, model_name: str | None = None,
+                  checkpoint: str | None = None) -> dict[str, Any]:
+    """Generate with ``lm`` on a prepared benchmark, score, and write the result and its samples."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    started = time.perf_counter()
+    settings, task, scorer, bad = prepared.settings, prepared.task, prepared.scorer, prepared.bad
     seed = int(settings.seed)
     output = lm_eval.simple_evaluate(
         model=lm, tasks=[task.task_config()], task_manager=TaskManager(include_defaults=False),
@@ -182,7 +236,7 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
 
     # Rows come from our own read of the docs lm-eval saw (its logged docs have images and bytes
     # replaced by hashes); doc_id indexes the processed docs.
-    docs = task.process_docs(dataset)
+    docs = task.process_docs(prepared.dataset)
     samples = sorted(output["samples"][task.name], key=lambda s: s["doc_id"])
     rows = [row_without_images(docs[int(s["doc_id"])]) for s in samples]
     draws = [_responses(s) for s in samples]  # per row: its k completions
@@ -205,7 +259,7 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
     lm_eval_mean = output["results"][task.name].get("score,none")
     result = result_document(
         benchmark=settings.benchmark, scorer=scorer, metrics=metrics, n=len(rows), n_skipped=len(bad),
-        judge=judge, settings=settings.to_dict(), model=model_name or Path(model_dir).name,
+        judge=prepared.judge, settings=settings.to_dict(), model=model_name or Path(model_dir).name,
         checkpoint=checkpoint or str(model_dir),
         skipped_ids=[b.row_id for b in bad], **sampling,
         lm_eval={"task": task.name, "mean_score": None if lm_eval_mean is None else 100.0 * lm_eval_mean,
@@ -214,8 +268,8 @@ def evaluate(model_dir: str | Path, data_file: str | Path, out: str | Path, sett
         wall_time_s=round(time.perf_counter() - started, 3))
     lines = [row_line(row, prompt, [d[i] for d in scored_draws], draw)
              for i, (row, prompt, draw) in enumerate(zip(rows, prompts, draws))]
-    write_text(samples_path(out), iter_jsonl(lines))
-    write_json(out, result)  # last: the result's existence means the samples beside it are complete
+    write_text(samples_path(prepared.out), iter_jsonl(lines))
+    write_json(prepared.out, result)  # last: the result's existence means the samples beside it are complete
     return result
 
 

@@ -116,6 +116,24 @@ def eval_benchmarks(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# One evaluation job per checkpoint runs all of its benchmarks (rules/eval.smk): the model and lm-eval load
+# once. A run is scored on its training set's benchmarks, whichever of them the report reads.
+def run_benchmarks(config: Config, trainset: str) -> list[str]:
+    """What every run trained on ``trainset`` is evaluated on: the math grid's runs (Table 1, the baselines,
+    the sweeps) on the math and ablation benchmarks, the chart experiment's on the chart benchmarks."""
+    names = {"math": config["math_benchmarks"] + config["ablation_benchmarks"],
+             "chart": config["chart_benchmarks"]}[trainset]
+    return list(dict.fromkeys(names))
+
+
+def base_benchmarks(config: Config, model: str) -> list[str]:
+    """What the base policy of ``model`` is evaluated on: the math grid's benchmarks, and for the model of
+    the chart experiment the chart benchmarks too (Figure 4's base row)."""
+    names = run_benchmarks(config, "math") + (run_benchmarks(config, "chart") if model == first_model(config)
+                                              else [])
+    return list(dict.fromkeys(names))
+
+
 # ---- the runs ------------------------------------------------------------------------------------------
 
 
