@@ -141,6 +141,46 @@ def test_pixels_rebuild_repeats_once_and_equal_a_per_image_rebuild(dtype):
     assert [got[k] is got[k - 1] for k in range(1, len(order))] == [True, True, False, True, False, False, False]
 
 
+def reference_rebuild(pixel_values, image_grid_thw, proc):
+    """The straightforward inverse: every image on its own, no sharing, no batching."""
+    p, m, tp = proc.patch_size, proc.merge_size, proc.temporal_patch_size
+    mean = np.asarray(proc.image_mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(proc.image_std, dtype=np.float32).reshape(3, 1, 1)
+    out, start = [], 0
+    for t, h, w in image_grid_thw.tolist():
+        n = t * h * w
+        block = pixel_values[start:start + n].float().numpy().reshape(t, h // m, w // m, m, m, 3, tp, p, p)
+        frame = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)[0, 0].reshape(3, h * p, w * p)
+        out.append(np.clip((frame * std + mean) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+        start += n
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pixels_rebuild_in_runs_equals_the_per_image_reference(dtype):
+    """Runs of equal grids are compared and rebuilt at once; sizes change mid-batch; the output is C-contiguous."""
+    proc = _pixel_processor()
+    small = [_patchify(block_image(s), proc) for s in range(3)]
+    rng = np.random.default_rng(1)
+    large = [_patchify(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), proc) for _ in range(2)]
+    tall = [_patchify(rng.integers(0, 256, (32, 8, 3), dtype=np.uint8), proc)]
+    blocks = [small[0], small[0], large[0], large[0], large[1], small[1], small[2], small[2], tall[0], small[0]]
+    pixels = torch.cat([b[0] for b in blocks]).to(dtype)
+    grid = torch.tensor([b[1] for b in blocks])
+    got = images_from_pixel_values(pixels, grid, proc)
+    want = reference_rebuild(pixels, grid, proc)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == np.uint8 and g.flags.c_contiguous
+        np.testing.assert_array_equal(g, w)
+    assert [got[k] is got[k - 1] for k in range(1, len(blocks))] == [
+        True, False, True, False, False, False, True, False, False]
+    with pytest.raises(ValueError):
+        images_from_pixel_values(pixels[:-1], grid, proc)
+    with pytest.raises(ValueError):
+        images_from_pixel_values(torch.cat([pixels, pixels[:4]]), grid, proc)
+
+
 def test_completion_weights_on_shared_images_equal_the_row_by_row_reference():
     """Rows 0-2 share one image array (a GRPO group), row 3 has its own: the batch path, with its
     per-image memo and the selector's digest hand-over, gives the reference's weights exactly."""
