@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.color import rgb2lab
 
 from kawhi.config import KawhiSettings
+from kawhi.method.layout import image_grids, visual_layout
 from kawhi.method.pixels import images_from_pixel_values
 from kawhi.method.selection import ImageSelector
 from kawhi.method.sguf import EPS, background_sample, image_digest, lightness, sguf_select
@@ -200,3 +201,41 @@ def test_completion_weights_on_shared_images_equal_the_row_by_row_reference():
         np.testing.assert_array_equal(out.selections[b][0].selected, selected)
         torch.testing.assert_close(out.weights[b], expected_row(captured, b, selected)[:width], rtol=0, atol=1e-6)
         assert out.stats[b]["selected_fraction"] == float(np.mean(selected))
+
+
+def reference_layout(input_ids, image_grid_thw, image_token_id, merge_size, prompt_lengths=None):
+    """``visual_layout`` row by row: each row's positions, images and question spelled out."""
+    grids = image_grids(image_grid_thw, merge_size) if image_grid_thw is not None else []
+    ends = prompt_lengths.tolist() if prompt_lengths is not None else [input_ids.shape[1]] * input_ids.shape[0]
+    out, image = [], 0
+    for b, row in enumerate(input_ids):
+        positions = (row == image_token_id).nonzero()[:, 0]
+        slices, row_grids, filled = [], [], 0
+        while filled < positions.numel():
+            h, w = grids[image]
+            slices.append((filled, filled + h * w))
+            row_grids.append(grids[image])
+            filled, image = filled + h * w, image + 1
+        start = int(positions[-1]) + 1 if positions.numel() else int(ends[b])
+        out.append((positions, tuple(slices), tuple(row_grids), torch.arange(start, max(start, int(ends[b])))))
+    return out
+
+
+@pytest.mark.parametrize("with_prompt_lengths", [False, True])
+def test_visual_layout_equals_the_row_by_row_reference(with_prompt_lengths):
+    """Rows with one image, two images, none, and an image that ends the prompt (no question)."""
+    V = 9
+    rows = [[0, 1, V, V, V, V, 2, 3, 4, 5],
+            [1, V, V, V, V, 2, V, V, 3, 5],
+            [0, 0, 1, 2, 3, 4, 5, 6, 7, 8],
+            [1, 2, 3, 4, 5, V, V, V, V, 5]]
+    input_ids = torch.tensor(rows)
+    grid = torch.tensor([[1, 4, 4], [1, 4, 4], [1, 2, 4], [1, 4, 4]])  # merge 2: 2x2, 2x2, 1x2, 2x2 tokens
+    prompt = torch.tensor([8, 8, 8, 8]) if with_prompt_lengths else None
+    got = visual_layout(input_ids, grid, V, 2, prompt)
+    want = reference_layout(input_ids, grid, V, 2, prompt)
+    for layout, (positions, slices, grids, question) in zip(got, want, strict=True):
+        assert torch.equal(layout.visual_positions, positions)
+        assert layout.image_slices == slices and layout.grids == grids
+        assert layout.question_positions.dtype == question.dtype
+        assert torch.equal(layout.question_positions, question)
