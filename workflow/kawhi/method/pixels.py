@@ -34,36 +34,25 @@ def images_from_pixel_values(pixel_values: Tensor, image_grid_thw: Tensor, image
     std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1)
     pixels = pixel_values.detach().cpu()  # one transfer for the batch
     bits = pixels.contiguous().view(_SAME_SIZE_INT[pixels.element_size()]).numpy()  # exact-equality view
-    thws = image_grid_thw.tolist()
-    sizes = [t * h * w for t, h, w in thws]
     images: list[np.ndarray] = []
     start = 0
-    run = 0
-    while run < len(thws):  # a run of consecutive images with the same grid: compared and rebuilt at once
-        end = run + 1
-        while end < len(thws) and thws[end] == thws[run]:
-            end += 1
-        t, h, w = thws[run]
-        n, k = sizes[run], end - run
-        if start + n * k > bits.shape[0]:
-            raise ValueError(f"image_grid_thw accounts for more than the {bits.shape[0]} pixel rows of pixel_values")
-        run_bits = bits[start:start + n * k].reshape(k, -1)
-        # image i repeats image i - 1 when their pixel values are bit-identical (GRPO's rollouts of one prompt)
-        repeat = [False] + (run_bits[1:] == run_bits[:-1]).all(axis=1).tolist()
-        distinct = [i for i in range(k) if not repeat[i]]
-        block = pixels[start:start + n * k].view(k, n, -1)[distinct].float().numpy()
-        block = block.reshape(len(distinct), t, h // m, w // m, m, m, 3, tp, p, p)
-        # -> (image, t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
-        block = block.transpose(0, 1, 7, 6, 2, 4, 8, 3, 5, 9)
-        frames = block[:, 0, 0].reshape(len(distinct), 3, h * p, w * p)
-        rebuilt = np.clip((frames * std + mean) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-        rebuilt = np.ascontiguousarray(rebuilt)  # C order: hashing and SGUF read it without another copy
-        j = -1
-        for i in range(k):
-            j += not repeat[i]
-            images.append(images[-1] if repeat[i] else rebuilt[j])
-        start += n * k
-        run = end
+    previous: tuple[list[int], int] | None = None  # the last image's grid row and first pixel row
+    for thw in image_grid_thw.tolist():
+        t, h, w = thw
+        n = t * h * w
+        if previous is not None and previous[0] == thw and np.array_equal(bits[previous[1]:previous[1] + n],
+                                                                          bits[start:start + n]):
+            images.append(images[-1])  # bit-identical pixels: the same image
+            start += n
+            continue
+        previous = (thw, start)
+        block = pixels[start:start + n].float().numpy()
+        start += n
+        block = block.reshape(t, h // m, w // m, m, m, 3, tp, p, p)
+        # -> (t, temporal, C, h/m, m, p, w/m, m, p), the processor's order before its transpose
+        block = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)
+        frame = block[0, 0].reshape(3, h * p, w * p)
+        images.append(np.clip((frame * std + mean) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0))
     if start != pixel_values.shape[0]:
         raise ValueError(f"image_grid_thw accounts for {start} pixel rows, pixel_values has {pixel_values.shape[0]}")
     return images
