@@ -239,3 +239,20 @@ def test_visual_layout_equals_the_row_by_row_reference(with_prompt_lengths):
         assert layout.image_slices == slices and layout.grids == grids
         assert layout.question_positions.dtype == question.dtype
         assert torch.equal(layout.question_positions, question)
+
+
+def test_selected_fractions_equal_np_mean_of_the_flags():
+    """The count / size shortcut gives np.mean's float bit for bit (one correctly rounded division)."""
+    from kawhi.method.selection import ImageSelection
+    from kawhi.method.weights import _selected_fractions
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(200):
+        sels = [ImageSelection(rng.random(tuple(rng.integers(1, 40, 2))) < rng.random(), None)
+                for _ in range(int(rng.integers(1, 4)))]
+        rows.append(sels)
+    rows.append([])
+    got = _selected_fractions(rows)
+    want = [float(np.mean(np.concatenate([s.selected.ravel() for s in row]))) if row else 0.0 for row in rows]
+    assert got == want

@@ -182,8 +182,9 @@ def _selected_fractions(selections: list[list[ImageSelection]]) -> list[float]:
     out = []
     for row in selections:
         key = tuple(id(sel) for sel in row)
-        if key not in done:
-            done[key] = float(np.mean(np.concatenate([sel.selected.ravel() for sel in row]))) if row else 0.0
+        if key not in done:  # the mean of the flags: an exact count over an exact size, one rounding as np.mean's
+            done[key] = (sum(int(np.count_nonzero(sel.selected)) for sel in row)
+                         / sum(int(sel.selected.size) for sel in row)) if row else 0.0
         out.append(done[key])
     return out
 
