@@ -159,7 +159,7 @@ def reference_rebuild(pixel_values, image_grid_thw, proc):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_pixels_rebuild_in_runs_equals_the_per_image_reference(dtype):
-    """Grids change mid-batch, repeats are shared only between neighbours, and a short or long pixel_values is refused."""
+    """Grids change mid-batch, repeats are shared only between neighbours, a short or long pixel_values is refused."""
     proc = _pixel_processor()
     small = [_patchify(block_image(s), proc) for s in range(3)]
     rng = np.random.default_rng(1)
