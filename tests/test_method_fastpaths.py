@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.color import rgb2lab
 
 from kawhi.config import KawhiSettings
+from kawhi.method.layout import image_grids, visual_layout
 from kawhi.method.pixels import images_from_pixel_values
 from kawhi.method.selection import ImageSelector
 from kawhi.method.sguf import EPS, background_sample, image_digest, lightness, sguf_select
@@ -141,6 +142,46 @@ def test_pixels_rebuild_repeats_once_and_equal_a_per_image_rebuild(dtype):
     assert [got[k] is got[k - 1] for k in range(1, len(order))] == [True, True, False, True, False, False, False]
 
 
+def reference_rebuild(pixel_values, image_grid_thw, proc):
+    """The straightforward inverse: every image on its own, no sharing, no batching."""
+    p, m, tp = proc.patch_size, proc.merge_size, proc.temporal_patch_size
+    mean = np.asarray(proc.image_mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(proc.image_std, dtype=np.float32).reshape(3, 1, 1)
+    out, start = [], 0
+    for t, h, w in image_grid_thw.tolist():
+        n = t * h * w
+        block = pixel_values[start:start + n].float().numpy().reshape(t, h // m, w // m, m, m, 3, tp, p, p)
+        frame = block.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)[0, 0].reshape(3, h * p, w * p)
+        out.append(np.clip((frame * std + mean) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+        start += n
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pixels_rebuild_in_runs_equals_the_per_image_reference(dtype):
+    """Grids change mid-batch, repeats are shared only between neighbours, a short or long pixel_values is refused."""
+    proc = _pixel_processor()
+    small = [_patchify(block_image(s), proc) for s in range(3)]
+    rng = np.random.default_rng(1)
+    large = [_patchify(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), proc) for _ in range(2)]
+    tall = [_patchify(rng.integers(0, 256, (32, 8, 3), dtype=np.uint8), proc)]
+    blocks = [small[0], small[0], large[0], large[0], large[1], small[1], small[2], small[2], tall[0], small[0]]
+    pixels = torch.cat([b[0] for b in blocks]).to(dtype)
+    grid = torch.tensor([b[1] for b in blocks])
+    got = images_from_pixel_values(pixels, grid, proc)
+    want = reference_rebuild(pixels, grid, proc)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == np.uint8
+        np.testing.assert_array_equal(g, w)
+    assert [got[k] is got[k - 1] for k in range(1, len(blocks))] == [
+        True, False, True, False, False, False, True, False, False]
+    with pytest.raises(ValueError):
+        images_from_pixel_values(pixels[:-1], grid, proc)
+    with pytest.raises(ValueError):
+        images_from_pixel_values(torch.cat([pixels, pixels[:4]]), grid, proc)
+
+
 def test_completion_weights_on_shared_images_equal_the_row_by_row_reference():
     """Rows 0-2 share one image array (a GRPO group), row 3 has its own: the batch path, with its
     per-image memo and the selector's digest hand-over, gives the reference's weights exactly."""
@@ -160,3 +201,58 @@ def test_completion_weights_on_shared_images_equal_the_row_by_row_reference():
         np.testing.assert_array_equal(out.selections[b][0].selected, selected)
         torch.testing.assert_close(out.weights[b], expected_row(captured, b, selected)[:width], rtol=0, atol=1e-6)
         assert out.stats[b]["selected_fraction"] == float(np.mean(selected))
+
+
+def reference_layout(input_ids, image_grid_thw, image_token_id, merge_size, prompt_lengths=None):
+    """``visual_layout`` row by row: each row's positions, images and question spelled out."""
+    grids = image_grids(image_grid_thw, merge_size) if image_grid_thw is not None else []
+    ends = prompt_lengths.tolist() if prompt_lengths is not None else [input_ids.shape[1]] * input_ids.shape[0]
+    out, image = [], 0
+    for b, row in enumerate(input_ids):
+        positions = (row == image_token_id).nonzero()[:, 0]
+        slices, row_grids, filled = [], [], 0
+        while filled < positions.numel():
+            h, w = grids[image]
+            slices.append((filled, filled + h * w))
+            row_grids.append(grids[image])
+            filled, image = filled + h * w, image + 1
+        start = int(positions[-1]) + 1 if positions.numel() else int(ends[b])
+        out.append((positions, tuple(slices), tuple(row_grids), torch.arange(start, max(start, int(ends[b])))))
+    return out
+
+
+@pytest.mark.parametrize("with_prompt_lengths", [False, True])
+def test_visual_layout_equals_the_row_by_row_reference(with_prompt_lengths):
+    """Rows with one image, two images, none, and an image that ends the prompt (no question)."""
+    V = 9
+    rows = [[0, 1, V, V, V, V, 2, 3, 4, 5],
+            [1, V, V, V, V, 2, V, V, 3, 5],
+            [0, 0, 1, 2, 3, 4, 5, 6, 7, 8],
+            [1, 2, 3, 4, 5, V, V, V, V, 5]]
+    input_ids = torch.tensor(rows)
+    grid = torch.tensor([[1, 4, 4], [1, 4, 4], [1, 2, 4], [1, 4, 4]])  # merge 2: 2x2, 2x2, 1x2, 2x2 tokens
+    prompt = torch.tensor([8, 8, 8, 8]) if with_prompt_lengths else None
+    got = visual_layout(input_ids, grid, V, 2, prompt)
+    want = reference_layout(input_ids, grid, V, 2, prompt)
+    for layout, (positions, slices, grids, question) in zip(got, want, strict=True):
+        assert torch.equal(layout.visual_positions, positions)
+        assert layout.image_slices == slices and layout.grids == grids
+        assert layout.question_positions.dtype == question.dtype
+        assert torch.equal(layout.question_positions, question)
+
+
+def test_selected_fractions_equal_np_mean_of_the_flags():
+    """The count / size shortcut gives np.mean's float bit for bit (one correctly rounded division)."""
+    from kawhi.method.selection import ImageSelection
+    from kawhi.method.weights import _selected_fractions
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(200):
+        sels = [ImageSelection(rng.random(tuple(rng.integers(1, 40, 2))) < rng.random(), None)
+                for _ in range(int(rng.integers(1, 4)))]
+        rows.append(sels)
+    rows.append([])
+    got = _selected_fractions(rows)
+    want = [float(np.mean(np.concatenate([s.selected.ravel() for s in row]))) if row else 0.0 for row in rows]
+    assert got == want

@@ -58,13 +58,18 @@ def visual_layout(input_ids: Tensor, image_grid_thw: Tensor | None, image_token_
     grids = image_grids(image_grid_thw, merge_size) if image_grid_thw is not None else []
     sizes = [h * w for h, w in grids]
     is_visual = input_ids == image_token_id
-    counts = is_visual.sum(dim=1).tolist()
+    counts_t = is_visual.sum(dim=1)
+    counts = counts_t.tolist()
     rows, cols = is_visual.nonzero(as_tuple=True)
     per_row = torch.split(cols, counts)
     ends = prompt_lengths.tolist() if prompt_lengths is not None else [length] * batch
+    # each row's last visual position, for all rows in one gather (rows without images read nothing)
+    lasts = cols[(counts_t.cumsum(0) - 1)[counts_t > 0]].tolist()
+    positions_ = torch.arange(max([length, *ends]) if batch else length, device=input_ids.device)
 
     layouts: list[SampleLayout] = []
     image = 0
+    with_images = 0
     for b in range(batch):
         positions = per_row[b]
         slices: list[tuple[int, int]] = []
@@ -81,8 +86,12 @@ def visual_layout(input_ids: Tensor, image_grid_thw: Tensor | None, image_token_
         if filled != counts[b]:
             raise ValueError(f"row {b} has {counts[b]} image tokens, which does not match its images' grids "
                              f"{sample_grids} (merge size {merge_size})")
-        start = int(positions[-1]) + 1 if counts[b] else int(ends[b])
-        question = torch.arange(start, max(start, int(ends[b])), device=input_ids.device)
+        if counts[b]:
+            start = lasts[with_images] + 1
+            with_images += 1
+        else:
+            start = int(ends[b])
+        question = positions_[start:max(start, int(ends[b]))]  # a view of one arange: arange(start, end)
         layouts.append(SampleLayout(positions, tuple(slices), tuple(sample_grids), question))
     if image != len(sizes):
         raise ValueError(f"image_grid_thw has {len(sizes)} images but the batch's image tokens fill only {image}")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 import weakref
+from itertools import compress
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -99,34 +101,36 @@ def segment_ids(pieces: Sequence[str], granularity: str = "paragraph", delimiter
 def batch_segment_ids(pieces: Sequence[Sequence[str]], valid: Tensor, granularity: str = "paragraph",
                       delimiter: str = "\n\n") -> Tensor:
     """[B, T] segment ids for a batch (0..S_b-1 per row on valid tokens, -1 on padding), in a few
-    tensor ops for the whole batch: the rows' valid pieces are laid end to end and every row start
-    counts as one more cut, so one searchsorted + one renumbering serves all rows."""
+    array ops for the whole batch: the rows' valid pieces are laid end to end and every row start
+    counts as one more cut, so one searchsorted + one renumbering serves all rows (numpy: the
+    bookkeeping is a handful of small integer ops, cheaper there than as tensor ops)."""
     batch, width = valid.shape
-    valid_cpu = valid.bool().cpu()
-    keep = valid_cpu.tolist()
-    kept = [[p for p, k in zip(row, ks) if k] for row, ks in zip(pieces, keep)]
-    seg = torch.full((batch, width), -1, dtype=torch.long)
-    counts = valid_cpu.sum(dim=1)
-    if int(counts.sum()) == 0:
-        return seg
+    keep = valid.bool().cpu().numpy()
+    seg = np.full((batch, width), -1, dtype=np.int64)
+    counts = keep.sum(axis=1)
+    if not counts.any():
+        return torch.from_numpy(seg)
     if granularity == "token":
-        rank = torch.cumsum(valid_cpu.long(), dim=1) - 1
-        return torch.where(valid_cpu, rank, -1)
-    lengths = torch.tensor([len(p) for row in kept for p in row], dtype=torch.long)
-    starts = torch.cumsum(lengths, 0) - lengths
+        rank = np.cumsum(keep, axis=1, dtype=np.int64) - 1
+        return torch.from_numpy(np.where(keep, rank, -1))
+    kept = [list(compress(row, ks)) for row, ks in zip(pieces, keep.tolist())]
+    lengths = np.fromiter((len(p) for row in kept for p in row), dtype=np.int64, count=int(counts.sum()))
+    starts = np.cumsum(lengths) - lengths
     cuts, offset = [], 0
     for row in kept:
         text = "".join(row)
         cuts.append(offset)  # a row start is a cut: segments never span rows
         cuts.extend(offset + e for e in cut_ends(text, granularity, delimiter))
         offset += len(text)
-    raw = torch.searchsorted(torch.tensor(cuts, dtype=torch.long), starts, right=True)
-    global_ids = torch.unique_consecutive(raw, return_inverse=True)[1]
-    row_of = torch.repeat_interleave(torch.arange(batch), counts)
-    first = torch.full((batch,), 0, dtype=torch.long).scatter_reduce(0, row_of, global_ids, "amin",
-                                                                      include_self=False)
-    seg[valid_cpu] = global_ids - first[row_of]
-    return seg
+    raw = np.searchsorted(np.asarray(cuts, dtype=np.int64), starts, side="right")
+    # raw is non-decreasing, so np.unique's inverse numbers its runs 0, 1, 2, ... in order
+    global_ids = np.unique(raw, return_inverse=True)[1].reshape(-1)
+    row_of = np.repeat(np.arange(batch), counts)
+    first = np.zeros(batch, dtype=np.int64)  # each row's first valid token opens its first segment
+    present = counts > 0
+    first[present] = global_ids[(np.cumsum(counts) - counts)[present]]
+    seg[keep] = global_ids - first[row_of]
+    return torch.from_numpy(seg)
 
 
 def segment_texts(pieces: Sequence[str], ids: Tensor) -> list[str]:

@@ -182,8 +182,9 @@ def _selected_fractions(selections: list[list[ImageSelection]]) -> list[float]:
     out = []
     for row in selections:
         key = tuple(id(sel) for sel in row)
-        if key not in done:
-            done[key] = float(np.mean(np.concatenate([sel.selected.ravel() for sel in row]))) if row else 0.0
+        if key not in done:  # the mean of the flags: an exact count over an exact size, one rounding as np.mean's
+            done[key] = (sum(int(np.count_nonzero(sel.selected)) for sel in row)
+                         / sum(int(sel.selected.size) for sel in row)) if row else 0.0
         out.append(done[key])
     return out
 
@@ -220,22 +221,26 @@ def batch_alignment(captured: CapturedQK, prompt_width: int, selected: Tensor, m
         raise ValueError(f"kawhi.metric must be one of ('kq', 'kk'), got '{metric}'")
     batch = captured.batch_size
     key_rows, key_pos = captured.key_mask.nonzero(as_tuple=True)
-    query_rows, query_pos = captured.query_mask.nonzero(as_tuple=True)
+    query_pos = captured.query_mask.nonzero(as_tuple=True)[1]
     is_visual = key_pos < prompt_width
     is_response = query_pos >= prompt_width
     width = captured.query_mask.shape[1] - prompt_width
-    if int(is_response.sum()) != batch * width:
+    n_response, n_visual = (int(n) for n in torch.stack([is_response.sum(), is_visual.sum()]).tolist())
+    if n_response != batch * width:
         raise ValueError("the capture must hold the query of every response position (see capture_masks)")
-    if int(is_visual.sum()) != selected.numel():
-        raise ValueError(f"{selected.numel()} selection flags for {int(is_visual.sum())} captured visual keys")
-    visual_rows = key_rows[is_visual]
+    if n_visual != selected.numel():
+        raise ValueError(f"{selected.numel()} selection flags for {n_visual} captured visual keys")
+    # capture_masks' default positions hold only response queries and only visual keys: no gather needed
+    all_visual, all_response = n_visual == key_pos.numel(), n_response == query_pos.numel()
+    visual_rows = key_rows if all_visual else key_rows[is_visual]
     total = None
     for layer in captured.layers:
         q, k = captured.q[layer], captured.k[layer]
         kv_index = captured.kv_index.to(k.device)
-        centre = mean_unit_keys(k[is_visual.to(k.device)], visual_rows, selected, batch).index_select(1, kv_index)
+        k_visual = k if all_visual else k[is_visual.to(k.device)]
+        centre = mean_unit_keys(k_visual, visual_rows, selected, batch).index_select(1, kv_index)
         if metric == "kq":
-            probe = q[is_response.to(q.device)].view(batch, width, *q.shape[1:])
+            probe = (q if all_response else q[is_response.to(q.device)]).reshape(batch, width, *q.shape[1:])
         else:
             probe = k[~is_visual.to(k.device)].view(batch, width, *k.shape[1:]).index_select(2, kv_index)
         cos = cosine_to_centre(probe, centre.to(probe.device))  # [B, T]
