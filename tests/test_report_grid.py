@@ -163,7 +163,9 @@ def test_paths_and_policy(embedded):
         model="m", trainset="math", algo="grpo", variant="kawhi", seed=0, bench="b")
     assert grid.train_data_files(embedded, "math", "grpo") == [
         f"results/data/{s}/train.parquet" for s in embedded["train_data"]["suites"]]
-    assert Counter(grid.eval_benchmarks(embedded)).most_common(1)[0][1] == 1
+    for trainset in ("math", "chart"):  # each benchmark once per evaluation job
+        assert Counter(grid.run_benchmarks(embedded, trainset)).most_common(1)[0][1] == 1
+    assert Counter(grid.base_benchmarks(embedded, "qwen25vl-tiny")).most_common(1)[0][1] == 1
 
 
 @pytest.mark.parametrize("profile", ["embedded", "paper"])

@@ -110,12 +110,6 @@ def train_data_files(config: Config, trainset: str, algo: str | None = None) -> 
     return [data_file(s, "train") for s in block["suites"]]
 
 
-def eval_benchmarks(config: Config) -> list[str]:
-    """Every benchmark some run is evaluated on, each once (math, chart, ablation order)."""
-    names = config["math_benchmarks"] + config["chart_benchmarks"] + config["ablation_benchmarks"]
-    return list(dict.fromkeys(names))
-
-
 # One evaluation job per checkpoint runs all of its benchmarks (rules/eval.smk): the model and lm-eval load
 # once. A run is scored on its training set's benchmarks, whichever of them the report reads.
 def run_benchmarks(config: Config, trainset: str) -> list[str]:
