@@ -15,8 +15,10 @@ it times, interleaved round by round in the same process:
 
 Two models, each with random weights built in memory:
 
-- ``tiny``: the embedded default's Qwen2.5-VL-class model (config/config.yaml sizes), its 64-px images,
-  one training step's batch: 4 prompts x 4 completions of 48 tokens (SGUF runs once per distinct image);
+- ``tiny``: the embedded default's first model (``--config``, config/config.yaml: its sizes, image size and
+  ``kawhi`` block) on one GRPO+KAWHI training step's batch as that config sets it: ``per_device_train_batch_size``
+  rows (32), ``num_generations`` (8) of them per prompt and image, ``max_completion_length`` (48) response
+  tokens (SGUF runs once per distinct image: 4 per step);
 - ``paper shape``: Qwen2.5-VL-7B-Instruct's decoder widths and head counts (hidden 3584, 28 query heads,
   4 kv heads, head dim 128, MLP 18944, vision width 1280 with 16 heads, 14-px patches merged 2x2) with
   ``--wide-layers`` decoder layers and one vision block, a 896x896 image (32x32 = 1,024 visual tokens)
@@ -35,7 +37,7 @@ the same number of query and key vectors, so its size is exactly linear in rows.
     overhead_ratio <tiny b/a> paper_shape_ratio <wide b/a> capture_mb <MB for capture-rows rows>
 
     nice python benchmarks/kawhi_overhead.py [--rounds 15] [--wide-rounds 3] [--wide-layers 2] [--threads 1]
-                                             [--device cpu|cuda]
+                                             [--device cpu|cuda] [--config config/config.yaml]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,7 +65,36 @@ def paper_shape_sizes(layers: int) -> dict[str, int]:
                 vocab_size=1024)
 
 
-def build(sizes: dict[str, int], image_size: int, device: str = "cpu"):
+@dataclass(frozen=True)
+class TinyStep:
+    """The embedded default's training step: its first model, image size, step batch and KAWHI settings."""
+
+    arch: str
+    sizes: dict[str, int]
+    image_size: int
+    rows: int
+    generations: int
+    completion_tokens: int
+    settings: Any  # KawhiSettings
+
+
+def tiny_step(config_path: str) -> TinyStep:
+    """``TinyStep`` of the config's first model, GRPO with the full KAWHI variant (what its grid trains): one
+    policy forward holds ``per_device_train_batch_size`` rollouts (``load_config`` refuses a batch that TRL
+    cannot fill with whole groups)."""
+    from kawhi.config import kawhi_settings, load_config, model_settings, train_settings
+
+    config = load_config(config_path)
+    model = next(iter(config["models"]))
+    run = train_settings(config, model, "grpo", "kawhi")
+    training = run["training"]
+    model_config = model_settings(config, model)
+    return TinyStep(arch=run["arch"], sizes=dict(model_config["tiny"]), image_size=int(model_config["image_size"]),
+                    rows=int(training["per_device_train_batch_size"]), generations=int(training["num_generations"]),
+                    completion_tokens=int(training["max_completion_length"]), settings=kawhi_settings(config, "kawhi"))
+
+
+def build(sizes: dict[str, int], image_size: int, device: str = "cpu", arch: str = "qwen2_5_vl"):
     """(model, processor) with random weights, in memory (nothing saved), on ``device``."""
     import torch
     from transformers import AutoModelForImageTextToText
@@ -72,9 +104,9 @@ def build(sizes: dict[str, int], image_size: int, device: str = "cpu"):
 
     tiny = TinySizes.from_dict(sizes)
     tokenizer = train_tokenizer(vocab_size=tiny.vocab_size, seed=0)
-    processor = build_processor("qwen2_5_vl", tokenizer, patch_size=tiny.patch_size, image_size=image_size)
+    processor = build_processor(arch, tokenizer, patch_size=tiny.patch_size, image_size=image_size)
     torch.manual_seed(0)
-    model = AutoModelForImageTextToText.from_config(build_config("qwen2_5_vl", tiny, tokenizer, image_size),
+    model = AutoModelForImageTextToText.from_config(build_config(arch, tiny, tokenizer, image_size),
                                                     dtype=torch.float32, attn_implementation="sdpa")
     model.to(device)
     model.train()
@@ -148,15 +180,14 @@ def policy_loss(model, batch: Batch):
     return -(logp * batch.mask).sum() / batch.mask.sum()
 
 
-def runners(model, processor, batch: Batch, heads: list[int]) -> dict[str, Callable[[], int]]:
-    """(a), (b) and (c) for one model and batch; (b) and (c) return the bytes their capture held."""
-    from kawhi.config import KawhiSettings
+def runners(model, processor, batch: Batch, heads: list[int], settings: Any) -> dict[str, Callable[[], int]]:
+    """(a), (b) and (c) for one model and batch under ``settings`` (KawhiSettings); (b) and (c) return the bytes
+    their capture held."""
     from kawhi.method.capture import QKCapture
     from kawhi.method.pixels import images_from_pixel_values
     from kawhi.method.selection import ImageSelector
     from kawhi.method.weights import capture_masks, completion_weights, image_token_id_and_merge
 
-    settings = KawhiSettings()
     token_id, merge = image_token_id_and_merge(model.config)
     width = batch.completion.shape[1]
     grid = batch.inputs["image_grid_thw"]
@@ -240,6 +271,8 @@ def main() -> None:
     parser.add_argument("--wide-completion", type=int, default=1024, help="response tokens per paper-shape row")
     parser.add_argument("--capture-rows", type=int, default=8, help="rows the reported capture size is for")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "config.yaml"),
+                        help="the embedded config whose first model and training step the tiny part times")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default; hides the GPUs) or cuda (both models on the GPU)")
     args = parser.parse_args()
@@ -255,9 +288,11 @@ def main() -> None:
     torch.manual_seed(0)
 
     device = args.device
-    model, processor = build({}, image_size=64, device=device)
-    batch = make_batch(processor, rows=16, completion_tokens=48, image_size=64, generations=4, device=device)
-    tiny = measure(model, runners(model, processor, batch, TINY_HEADS), args.rounds)
+    step = tiny_step(args.config)
+    model, processor = build(step.sizes, image_size=step.image_size, device=device, arch=step.arch)
+    batch = make_batch(processor, rows=step.rows, completion_tokens=step.completion_tokens,
+                       image_size=step.image_size, generations=step.generations, device=device)
+    tiny = measure(model, runners(model, processor, batch, TINY_HEADS, step.settings), args.rounds)
     report("tiny", model, batch, TINY_HEADS, args.rounds, tiny)
     del model
 
@@ -269,7 +304,7 @@ def main() -> None:
     n_visual = int((batch.inputs["input_ids"] == model.config.image_token_id).sum()) // args.wide_rows
     if n_visual < 1000 or args.wide_completion < 1000:
         print(f"warning: {n_visual} visual and {args.wide_completion} response tokens per row (the issue asks >= 1000)")
-    wide_runs = runners(model, processor, batch, PAPER_HEADS)
+    wide_runs = runners(model, processor, batch, PAPER_HEADS, step.settings)
     del wide_runs["c"]  # SGUF is ~0.1 % of a paper-shape step: the cached variant would only add minutes
     wide = measure(model, wide_runs, args.wide_rounds)
     report("paper shape", model, batch, PAPER_HEADS, args.wide_rounds, wide)
