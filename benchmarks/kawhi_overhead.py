@@ -78,13 +78,12 @@ class TinyStep:
     settings: Any  # KawhiSettings
 
 
-def tiny_step(config_path: str) -> TinyStep:
-    """``TinyStep`` of the config's first model, GRPO with the full KAWHI variant (what its grid trains): one
-    policy forward holds ``per_device_train_batch_size`` rollouts (``load_config`` refuses a batch that TRL
+def tiny_step(config: dict[str, Any]) -> TinyStep:
+    """``TinyStep`` of a loaded config's first model, GRPO with the full KAWHI variant (what its grid trains):
+    one policy forward holds ``per_device_train_batch_size`` rollouts (``load_config`` refuses a batch that TRL
     cannot fill with whole groups)."""
-    from kawhi.config import kawhi_settings, load_config, model_settings, train_settings
+    from kawhi.config import kawhi_settings, model_settings, train_settings
 
-    config = load_config(config_path)
     model = next(iter(config["models"]))
     run = train_settings(config, model, "grpo", "kawhi")
     training = run["training"]
@@ -288,7 +287,9 @@ def main() -> None:
     torch.manual_seed(0)
 
     device = args.device
-    step = tiny_step(args.config)
+    from kawhi.config import load_config
+
+    step = tiny_step(load_config(args.config))
     model, processor = build(step.sizes, image_size=step.image_size, device=device, arch=step.arch)
     batch = make_batch(processor, rows=step.rows, completion_tokens=step.completion_tokens,
                        image_size=step.image_size, generations=step.generations, device=device)
