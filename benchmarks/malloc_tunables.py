@@ -3,9 +3,10 @@
 Runs the embedded config's GRPO+KAWHI job (its first model, settings from config/config.yaml, ``--steps``
 steps) as subprocesses, ``--jobs`` (2) side by side as `make run` runs them on 2 cores, once with
 ``GLIBC_TUNABLES`` unset and once with the Snakefile's value, ``--pairs`` times with the order alternating;
-each job's wall, user and system time come from the kernel (``os.wait4``); medians over jobs. The policy is ``results/models/<first>/sft`` of a `make run` when there is one, else a
-freshly built tiny model; the heads are ``results/heads/<first>/critical_heads.json``, else [0, 1]. The two
-settings must give byte-identical final weights: the last line says whether they did.
+each job's wall, user and system time come from the kernel (``os.wait4``); medians over jobs. The policy is
+``results/models/<first>/sft`` of a `make run` when there is one, else a freshly built tiny model; the heads
+are ``results/heads/<first>/critical_heads.json``, else [0, 1]. The two settings must give byte-identical
+final weights: the last line says whether they did.
 
     nice .venv/bin/python benchmarks/malloc_tunables.py [--steps 20] [--pairs 3] [--jobs 2]
 
@@ -89,7 +90,8 @@ def main() -> None:
     tuned_env = dict(default_env)
     tunables = set_malloc_tunables(tuned_env)
     envs = {"default": default_env, "tuned": tuned_env}
-    print(f"policy {policy}, {args.steps} steps per job, {args.pairs} jobs per setting; tuned: {tunables}", flush=True)
+    print(f"policy {policy}, {args.steps} steps per job, {args.pairs} turns per setting of {args.jobs} jobs side by "
+          f"side; tuned: {tunables}", flush=True)
 
     times: dict[str, list[dict[str, float]]] = {name: [] for name in envs}
     digests: dict[str, set[str]] = {name: set() for name in envs}

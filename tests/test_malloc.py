@@ -53,3 +53,16 @@ def test_the_snakefile_sets_it_for_its_jobs(repo_root, tmp_path):
                     "--directory", str(tmp_path), "--configfile", str(repo_root / "config" / "config.yaml")],
                    env=env, check=True, capture_output=True, text=True, timeout=300)
     assert (tmp_path / "probe.txt").read_text().strip() == set_malloc_tunables({})
+
+
+def test_the_benchmark_compares_both_settings_on_real_jobs(repo_root, tmp_path):
+    """benchmarks/malloc_tunables.py end to end, smallest size: one 1-step `kawhi train` job per setting, and
+    the two jobs' weights are byte-identical."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "malloc_tunables.py"), "--steps", "1",
+                           "--pairs", "1", "--jobs", "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    last = proc.stdout.strip().splitlines()[-1].split()
+    assert last[0::2] == ["malloc_wall_ratio", "sys_ratio", "identical_weights"]
+    assert float(last[1]) > 0 and float(last[3]) > 0
+    assert last[5] == "true"

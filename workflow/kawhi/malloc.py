@@ -9,8 +9,8 @@ time 3.0 -> 1.8 s, wall time 2 % less (one job alone: no gain, the saved system 
 byte-identical weights; an evaluation job ~5 % less (same samples); ~0.1 GB more resident memory per job.
 
 glibc reads ``GLIBC_TUNABLES`` when a process starts, so the Snakefile sets it in the environment every job
-inherits (local jobs and Slurm's, which export it); a ``kawhi`` command run by hand can be given the same
-variable. Other C libraries ignore it.
+inherits (local jobs; a Slurm job inherits sbatch's environment and parses the Snakefile again); a ``kawhi``
+command run by hand can be given the same variable. Other C libraries ignore it.
 """
 
 from __future__ import annotations
