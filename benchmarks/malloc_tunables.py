@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from step_overhead import policy_dir  # benchmarks/ is sys.path[0] when a script here runs
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -74,11 +76,9 @@ def main() -> None:
 
     from kawhi.data.synthetic.writer import write_suite
     from kawhi.malloc import set_malloc_tunables
-    from kawhi.models.tiny import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="kawhi-malloc-"))
-    policy = next((p.parent for p in sorted(REPO.glob("results/models/*/sft/config.json"))), None)
-    policy = policy or build_tiny_model(arch="qwen2_5_vl", out_dir=tmp / "model", seed=0)
+    policy = policy_dir(None, "qwen2_5_vl", tmp)
     heads = next(iter(sorted(REPO.glob("results/heads/*/critical_heads.json"))), None)
     if heads is None:
         heads = tmp / "critical_heads.json"
