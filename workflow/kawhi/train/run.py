@@ -214,10 +214,12 @@ def train_run(model_dir: str | Path, settings: dict[str, Any], heads_file: str |
     """Train one (model, algo, variant) run into ``out``; return the done.json record."""
     from transformers import set_seed
 
+    from kawhi.train.lm_head import compact_lm_head_on_cpu
     from kawhi.train.presets import algorithm_from_settings, build_grpo_config
     from kawhi.train.rewards import build_reward_functions
     from kawhi.train.trainer import KawhiGRPOTrainer
 
+    compact_lm_head_on_cpu()  # TRL scores every position on CPU otherwise (kawhi.train.lm_head)
     started = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
