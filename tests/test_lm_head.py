@@ -19,9 +19,8 @@ from kawhi.train.lm_head import compact_lm_head_on_cpu  # noqa: E402
 @pytest.fixture
 def restore_trl(monkeypatch):
     """Each test starts from TRL's own predicate and leaves TRL as it found it."""
-    original = trl_utils._use_triton
-    while getattr(original, "compacts_on_cpu", False):  # an in-process train_run may have hooked it already
-        original = original.__closure__[0].cell_contents
+    # an in-process train_run may have hooked it already
+    original = getattr(trl_utils._use_triton, "trl_decides", trl_utils._use_triton)
     monkeypatch.setattr(trl_utils, "_use_triton", original)
     return original
 
@@ -45,7 +44,6 @@ def fused_pass(model, rows_seen: list[int], monkeypatch):
         rows_seen.append(hidden.shape[0])
         return apply(hidden, *args)
 
-    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
     generator = torch.Generator().manual_seed(1)
     input_ids = torch.randint(0, 97, (3, 16), generator=generator)
     attention_mask = torch.ones_like(input_ids)
@@ -53,9 +51,10 @@ def fused_pass(model, rows_seen: list[int], monkeypatch):
     labels = input_ids.masked_fill(attention_mask == 0, -100)
     labels[:, :9] = -100
     model.zero_grad()
-    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True)
-    (out.log_probs.sum() + out.entropy.sum()).backward()
-    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", apply)
+    with monkeypatch.context() as patch:
+        patch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True)
+        (out.log_probs.sum() + out.entropy.sum()).backward()
     return out.log_probs.detach(), out.entropy.detach(), model.lm_head.weight.grad.clone(), int(out.label_mask.sum())
 
 

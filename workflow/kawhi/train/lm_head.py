@@ -28,11 +28,11 @@ def compact_lm_head_on_cpu() -> None:
     import trl.trainer.utils as trl_utils
 
     trl_decides = trl_utils._use_triton
-    if getattr(trl_decides, "compacts_on_cpu", False):
+    if hasattr(trl_decides, "trl_decides"):  # hooked already
         return
 
     def compact(device) -> bool:
         return device.type == "cpu" or trl_decides(device)
 
-    compact.compacts_on_cpu = True
+    compact.trl_decides = trl_decides  # TRL's own predicate, to undo the hook
     trl_utils._use_triton = compact
