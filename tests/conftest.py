@@ -59,3 +59,20 @@ def suite_factory(tmp_path_factory):
         return cache[key]
 
     return factory
+
+
+@pytest.fixture
+def train_job_benchmark(repo_root, tmp_path):
+    """``run(script) -> list[str]``: a benchmarks/ script over whole `kawhi train` jobs (train_job_turns.py) at its
+    smallest size (one 1-step job per setting, one turn), end to end; the words of its last line."""
+    import subprocess
+    import sys
+
+    def run(script: str) -> list[str]:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
+        proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / script), "--steps", "1", "--pairs", "1",
+                               "--jobs", "1"], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc.stdout.strip().splitlines()[-1].split()
+
+    return run

@@ -41,13 +41,9 @@ def test_a_real_kawhi_process_writes_its_output_and_exits_cleanly(tmp_path):
     assert proc.stdout.strip().endswith("atexit ran")
 
 
-def test_the_benchmark_compares_both_exits_on_real_jobs(repo_root, tmp_path):
+def test_the_benchmark_compares_both_exits_on_real_jobs(train_job_benchmark):
     """benchmarks/exit_freeze.py end to end, smallest size: one 1-step job per setting, byte-identical weights."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "exit_freeze.py"), "--steps", "1",
-                           "--pairs", "1", "--jobs", "1"], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    last = proc.stdout.strip().splitlines()[-1].split()
+    last = train_job_benchmark("exit_freeze.py")
     assert last[0::2] == ["exit_saving_s", "wall_ratio", "identical_weights"]
     assert float(last[3]) > 0
     assert last[5] == "true"

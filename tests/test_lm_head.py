@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -95,14 +92,10 @@ def test_trl_reads_the_hooked_name_only_for_the_compact_decision():
     assert len(assigns) == 1 and ast.unparse(assigns[0].value) == "_use_triton(hidden_states.device)"
 
 
-def test_the_benchmark_compares_both_heads_on_real_jobs(repo_root, tmp_path):
+def test_the_benchmark_compares_both_heads_on_real_jobs(train_job_benchmark):
     """benchmarks/lm_head_compact.py end to end, smallest size: one 1-step `kawhi train` job per setting; the
     compact head's weights stay within round-off of the full head's."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "lm_head_compact.py"), "--steps", "1",
-                           "--pairs", "1", "--jobs", "1"], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    last = proc.stdout.strip().splitlines()[-1].split()
+    last = train_job_benchmark("lm_head_compact.py")
     assert last[0::2] == ["lm_head_wall_ratio", "user_ratio", "max_weight_diff"]
     assert float(last[1]) > 0 and float(last[3]) > 0
     assert 0 <= float(last[5]) < 1e-4

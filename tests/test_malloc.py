@@ -55,14 +55,10 @@ def test_the_snakefile_sets_it_for_its_jobs(repo_root, tmp_path):
     assert (tmp_path / "probe.txt").read_text().strip() == set_malloc_tunables({})
 
 
-def test_the_benchmark_compares_both_settings_on_real_jobs(repo_root, tmp_path):
+def test_the_benchmark_compares_both_settings_on_real_jobs(train_job_benchmark):
     """benchmarks/malloc_tunables.py end to end, smallest size: one 1-step `kawhi train` job per setting, and
     the two jobs' weights are byte-identical."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "malloc_tunables.py"), "--steps", "1",
-                           "--pairs", "1", "--jobs", "1"], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    last = proc.stdout.strip().splitlines()[-1].split()
+    last = train_job_benchmark("malloc_tunables.py")
     assert last[0::2] == ["malloc_wall_ratio", "sys_ratio", "identical_weights"]
     assert float(last[1]) > 0 and float(last[3]) > 0
     assert last[5] == "true"
