@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kawhi.method.sguf import PatchStructure, patch_structure, sguf_select, union_find
+from kawhi.method.sguf import EPS, PatchStructure, patch_structure, sguf_select, union_find
 
 P = 28  # Qwen2.5-VL's merged-token patch
 BACKGROUND, INK = 235, 25
@@ -161,3 +161,42 @@ def test_energy_rule_and_background_sample_sizes(image, skip_ratio, beta, seed):
         return  # the empty-selection fallback
     for c, count in quota.items():
         assert int(sampled[result.labels == c].sum()) == count
+
+
+@st.composite
+def patch_structures(draw):
+    """Random per-patch structure on grids up to 9 x 9, with values drawn from a few levels so that
+    neighbours merge often and seldom, in long chains and in many small pieces."""
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    levels = st.sampled_from([0.0, 1.0, 1.2, 5.0, 40.0])
+    values = [np.asarray(draw(st.lists(levels, min_size=h * w, max_size=h * w))).reshape(h, w) for _ in range(3)]
+    lmax = np.maximum(values[0], values[1])
+    return PatchStructure(lmax, np.minimum(values[0], values[1]), values[2] * 2.0)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(patch_structures())
+def test_union_find_numbers_components_by_first_patch_in_row_major_order(structure):
+    """``union_find`` relies on ndimage.label's raster-scan numbering: check it against the components of
+    the merge graph found by hand (Eq. 8's two tests on every right and down neighbour) and numbered by
+    their first patch."""
+    lmax, lmin, light = structure.lambda_max, structure.lambda_min, structure.lightness
+    h, w = lmax.shape
+    parent = list(range(h * w))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(h):
+        for j in range(w):
+            for k, m in ((i, j + 1), (i + 1, j)):
+                if k < h and m < w:
+                    distance = np.hypot(lmax[i, j] - lmax[k, m], lmin[i, j] - lmin[k, m])
+                    scale = max(lmax[i, j], lmax[k, m], EPS)
+                    if distance / scale < 0.5 and abs(light[i, j] - light[k, m]) < 30.0:
+                        parent[root(k * w + m)] = root(i * w + j)
+    number: dict[int, int] = {}
+    expected = [number.setdefault(root(p), len(number)) for p in range(h * w)]
+    assert union_find(structure).ravel().tolist() == expected

@@ -21,17 +21,24 @@ class SampleLayout:
     ``visual_positions`` are the sequence positions of all its visual tokens (images in order);
     image ``j`` owns ``visual_positions[image_slices[j][0]:image_slices[j][1]]``, laid out row-major
     on ``grids[j] = (h, w)`` (frames of a multi-frame image stacked along h). ``question_positions``
-    are the prompt tokens after the last visual token and before the completion.
+    are the prompt tokens after the last visual token and before the completion: positions
+    ``question_span[0]`` up to (not including) ``question_span[1]``.
     """
 
     visual_positions: Tensor
     image_slices: tuple[tuple[int, int], ...]
     grids: tuple[tuple[int, int], ...]
-    question_positions: Tensor
+    question_span: tuple[int, int]
 
     @property
     def n_visual(self) -> int:
         return int(self.visual_positions.numel())
+
+    @property
+    def question_positions(self) -> Tensor:
+        # built on demand: only ``regions: attention`` reads them, and slicing a tensor for every row was a
+        # third of the layout's cost on a GRPO batch
+        return torch.arange(*self.question_span, device=self.visual_positions.device)
 
 
 def image_grids(image_grid_thw: Tensor, merge_size: int) -> list[tuple[int, int]]:
@@ -65,7 +72,6 @@ def visual_layout(input_ids: Tensor, image_grid_thw: Tensor | None, image_token_
     ends = prompt_lengths.tolist() if prompt_lengths is not None else [length] * batch
     # each row's last visual position, for all rows in one gather (rows without images read nothing)
     lasts = cols[(counts_t.cumsum(0) - 1)[counts_t > 0]].tolist()
-    positions_ = torch.arange(max([length, *ends]) if batch else length, device=input_ids.device)
 
     layouts: list[SampleLayout] = []
     image = 0
@@ -91,8 +97,7 @@ def visual_layout(input_ids: Tensor, image_grid_thw: Tensor | None, image_token_
             with_images += 1
         else:
             start = int(ends[b])
-        question = positions_[start:max(start, int(ends[b]))]  # a view of one arange: arange(start, end)
-        layouts.append(SampleLayout(positions, tuple(slices), tuple(sample_grids), question))
+        layouts.append(SampleLayout(positions, tuple(slices), tuple(sample_grids), (start, max(start, int(ends[b])))))
     if image != len(sizes):
         raise ValueError(f"image_grid_thw has {len(sizes)} images but the batch's image tokens fill only {image}")
     return layouts

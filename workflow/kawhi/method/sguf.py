@@ -140,11 +140,12 @@ def union_find(structure: PatchStructure, delta_s: float = 0.5, delta_l: float =
         distance = np.hypot(lmax[a] - lmax[b], lmin[a] - lmin[b])  # ||diag(.) - diag(.)||_F
         scale = np.maximum(np.maximum(lmax[a], lmax[b]), EPS)  # lambda_max >= lambda_min on both sides
         edges[...] = (distance / scale < delta_s) & (np.abs(light[a] - light[b]) < delta_l)
-    labels = ndimage.label(grid)[0][::2, ::2].ravel()
-    # number components by their first patch in row-major order (part of this function's contract)
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    return order[inverse].reshape(h, w)
+    # Components come numbered by their first patch in row-major order (part of this function's contract)
+    # as they are: ndimage.label numbers them 1, 2, ... by their first pixel in a raster scan, and a
+    # component's first pixel is a patch (an edge pixel follows the patch left of or above it).
+    # tests/test_method_sguf.py (hypothesis) and tests/test_method_fastpaths.py check it against union-finds
+    # renumbered by hand.
+    return ndimage.label(grid)[0][::2, ::2].astype(np.intp) - 1
 
 
 def key_components(energy: np.ndarray, beta: float = 0.1) -> np.ndarray:
