@@ -30,14 +30,19 @@ Two models, each with random weights built in memory:
 GPU (timings synchronise the device; SGUF and the bookkeeping stay on the host, as in the trainer). The
 capture's size is measured on the paper-shape batch
 and scaled to ``--capture-rows`` (8) rows: every row has the same shape, and the capture holds per row
-the same number of query and key vectors, so its size is exactly linear in rows. Last lines:
+the same number of query and key vectors, so its size is exactly linear in rows.
+
+Each ratio is the median over rounds of the per-round ratio to (a) (the two ran a fraction of a second
+apart, so the machine's drift cancels), with a 95 % bootstrap interval on the tiny model. ``--malloc jobs``
+(the default) runs under the glibc malloc thresholds every workflow job gets (kawhi/malloc.py), ``--malloc
+glibc`` under glibc's defaults. Last lines:
 
     tiny_cached_ratio <tiny c/a>
     cpu_overhead_ratio <tiny b/a, CPU time> cpu_paper_shape_ratio <wide b/a, CPU time>
     overhead_ratio <tiny b/a> paper_shape_ratio <wide b/a> capture_mb <MB for capture-rows rows>
 
-    nice python benchmarks/kawhi_overhead.py [--rounds 15] [--wide-rounds 3] [--wide-layers 2] [--threads 1]
-                                             [--device cpu|cuda] [--config config/config.yaml]
+    nice python benchmarks/kawhi_overhead.py [--rounds 30] [--wide-rounds 3] [--wide-layers 2] [--threads 1]
+                                             [--device cpu|cuda] [--malloc jobs|glibc] [--config config/config.yaml]
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,8 +220,10 @@ def runners(model, processor, batch: Batch, heads: list[int], settings: Any) -> 
 
 
 def measure(model, runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, Any]:
-    """Warm-up once each, then ``rounds`` interleaved rounds (order reversed every other round); medians of
-    wall and CPU time; ratios of each run to (a)."""
+    """Warm-up once each, then ``rounds`` interleaved rounds (order reversed every other round). Each run's
+    ratio to (a) is the median over rounds of its time divided by (a)'s time in the same round: the two ran
+    within a second of each other, so the machine's drift over the minutes of a benchmark cancels (medians of
+    each run's times taken apart do not pair them). Also the medians of wall and CPU time per run."""
     import torch
 
     cuda = next(model.parameters()).is_cuda
@@ -239,10 +247,27 @@ def measure(model, runs: dict[str, Callable[[], int]], rounds: int) -> dict[str,
             cpu[name].append(time.process_time() - start_cpu)
             if name == "b":
                 captured = out
-    med = {k: statistics.median(v) for k, v in wall.items()}
-    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    return {"wall": med, "cpu": med_cpu, "ratio": med["b"] / med["a"], "cpu_ratio": med_cpu["b"] / med_cpu["a"],
-            "ratios": {k: med[k] / med["a"] for k in names}, "capture_bytes": captured}
+    ratios = {k: paired_ratio(wall[k], wall["a"]) for k in names}
+    return {"wall": {k: statistics.median(v) for k, v in wall.items()},
+            "cpu": {k: statistics.median(v) for k, v in cpu.items()},
+            "ratio": ratios["b"][0], "cpu_ratio": paired_ratio(cpu["b"], cpu["a"])[0],
+            "ratios": {k: r[0] for k, r in ratios.items()}, "intervals": {k: r[1] for k, r in ratios.items()},
+            "capture_bytes": captured}
+
+
+def paired_ratio(times: list[float], baseline: list[float], seed: int = 0) -> tuple[float, tuple[float, float] | None]:
+    """The median of the per-round ratios times[i] / baseline[i], and its 95 % bootstrap interval
+    (scipy.stats.bootstrap, percentile method; None under 5 rounds, where it means nothing)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    per_round = np.asarray(times) / np.asarray(baseline)
+    median = float(np.median(per_round))
+    if per_round.size < 5 or np.ptp(per_round) == 0:
+        return median, None
+    ci = bootstrap((per_round,), np.median, confidence_level=0.95, n_resamples=2000, method="percentile",
+                   random_state=np.random.default_rng(seed)).confidence_interval
+    return median, (float(ci.low), float(ci.high))
 
 
 def report(name: str, model, batch: Batch, heads: list[int], rounds: int, result: dict[str, Any]) -> None:
@@ -256,14 +281,32 @@ def report(name: str, model, batch: Batch, heads: list[int], rounds: int, result
         if key not in result["wall"]:
             continue
         print(f"  {label:32s} wall {result['wall'][key]:9.3f} s   cpu {result['cpu'][key]:9.3f} s")
-    cached = f", c/a wall {result['ratios']['c']:.3f}" if "c" in result["ratios"] else ""
-    print(f"  ratio b/a: wall {result['ratio']:.3f}, cpu {result['cpu_ratio']:.3f}{cached}; capture held "
-          f"{result['capture_bytes'] / 2**20:.2f} MB")
+    cached = f", c/a wall {result['ratios']['c']:.3f}{interval(result, 'c')}" if "c" in result["ratios"] else ""
+    print(f"  ratio b/a (median of per-round ratios): wall {result['ratio']:.3f}{interval(result, 'b')}, cpu "
+          f"{result['cpu_ratio']:.3f}{cached}; capture held {result['capture_bytes'] / 2**20:.2f} MB")
+
+
+def interval(result: dict[str, Any], key: str) -> str:
+    ci = result["intervals"].get(key)
+    return "" if ci is None else f" [95 % CI {ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def run_under_job_malloc() -> None:
+    """Start this script again under the malloc thresholds the Snakefile gives every job (glibc reads
+    ``GLIBC_TUNABLES`` only when a process starts); nothing to do once they are set. With glibc's defaults a
+    0.2 s tiny step page-faults ~8,000 times to get back the memory the previous one returned, and that system
+    time lands on (a) and (b) unevenly; the jobs never pay it."""
+    from kawhi.malloc import set_malloc_tunables
+
+    env = dict(os.environ)
+    if set_malloc_tunables(env) != os.environ.get("GLIBC_TUNABLES"):
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds on the tiny model")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds on the tiny model")
     parser.add_argument("--wide-rounds", type=int, default=3, help="interleaved rounds at paper shape")
     parser.add_argument("--wide-layers", type=int, default=2, help="decoder layers of the paper-shape model")
     parser.add_argument("--wide-rows", type=int, default=1, help="rows timed at paper shape")
@@ -274,7 +317,13 @@ def main() -> None:
                         help="the embedded config whose first model and training step the tiny part times")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default; hides the GPUs) or cuda (both models on the GPU)")
+    parser.add_argument("--malloc", choices=("jobs", "glibc"), default="jobs",
+                        help="jobs (default): glibc's malloc thresholds as every workflow job runs under them "
+                             "(kawhi/malloc.py); glibc: glibc's own defaults, as a script of one's own gets them")
     args = parser.parse_args()
+    if args.malloc == "jobs":
+        run_under_job_malloc()
+    print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')}")
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported
 
