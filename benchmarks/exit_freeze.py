@@ -13,12 +13,8 @@ Last line: ``exit_saving_s <plain - frozen wall, s> wall_ratio <frozen/plain> id
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
-from pathlib import Path
 
-from train_job_turns import add_turn_arguments, alternate_turns, job_env, weights_digest
+from train_job_turns import add_turn_arguments, alternate_turns, job_env, kawhi_run_by, weights_digest
 
 PLAIN_EXIT = "import sys; from kawhi.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -28,16 +24,11 @@ def main() -> None:
     add_turn_arguments(parser, steps=2)
     args = parser.parse_args()
 
-    from kawhi.malloc import set_malloc_tunables
-
     env = job_env()
-    set_malloc_tunables(env)
-    settings = {"plain": (lambda command: [sys.executable, "-c", PLAIN_EXIT, *command[1:]], env),
-                "frozen": (lambda command: command, env)}
-    tmp = Path(tempfile.mkdtemp(prefix="kawhi-exit-"))
+    settings = {"plain": (kawhi_run_by(PLAIN_EXIT), env), "frozen": (list, env)}  # list: the command as it is
     digests: set[str] = set()
-    med = alternate_turns(settings, tmp, args, on_run=lambda name, out: digests.add(weights_digest(out)))
-    shutil.rmtree(tmp)
+    med = alternate_turns(settings, args, on_run=lambda name, out: digests.add(weights_digest(out)),
+                          prefix="kawhi-exit-")
     print(f"exit_saving_s {med['plain']['wall'] - med['frozen']['wall']:.2f} "
           f"wall_ratio {med['frozen']['wall'] / med['plain']['wall']:.3f} identical_weights {str(len(digests) == 1).lower()}")
 

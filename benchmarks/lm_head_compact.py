@@ -15,12 +15,9 @@ Last line: ``lm_head_wall_ratio <compact/full> user_ratio <compact/full> max_wei
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
-from train_job_turns import add_turn_arguments, alternate_turns, job_env
+from train_job_turns import add_turn_arguments, alternate_turns, job_env, kawhi_run_by
 
 # `kawhi train` with the hook switched off: train_run imports compact_lm_head_on_cpu when it runs
 FULL_HEAD = ("import sys, kawhi.train.lm_head as hook; hook.compact_lm_head_on_cpu = lambda: None; "
@@ -34,21 +31,15 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
-    from kawhi.malloc import set_malloc_tunables
-
     env = job_env()
-    set_malloc_tunables(env)
-    settings = {"full": (lambda command: [sys.executable, "-c", FULL_HEAD, *command[1:]], env),
-                "compact": (lambda command: command, env)}
+    settings = {"full": (kawhi_run_by(FULL_HEAD), env), "compact": (list, env)}  # list: the command as it is
     weights = {}  # the first run's final weights per setting
 
     def keep_weights(name: str, out: Path) -> None:
         if name not in weights:
             weights[name] = load_file(next((out / "final").glob("*.safetensors")))
 
-    tmp = Path(tempfile.mkdtemp(prefix="kawhi-lm-head-"))
-    med = alternate_turns(settings, tmp, args, on_run=keep_weights)
-    shutil.rmtree(tmp)
+    med = alternate_turns(settings, args, on_run=keep_weights, prefix="kawhi-lm-head-")
     diff = max(float((weights["compact"][k] - weights["full"][k]).abs().max()) for k in weights["full"])
     print(f"lm_head_wall_ratio {med['compact']['wall'] / med['full']['wall']:.3f} "
           f"user_ratio {med['compact']['user'] / med['full']['user']:.3f} max_weight_diff {diff:.3g}")

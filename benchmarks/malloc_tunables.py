@@ -12,9 +12,6 @@ Last line: ``malloc_wall_ratio <tuned/default> sys_ratio <tuned/default> identic
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
-from pathlib import Path
 
 from train_job_turns import add_turn_arguments, alternate_turns, job_env, weights_digest
 
@@ -26,15 +23,13 @@ def main() -> None:
 
     from kawhi.malloc import set_malloc_tunables
 
-    default_env = {k: v for k, v in job_env().items() if k != "GLIBC_TUNABLES"}
+    default_env = job_env(malloc_thresholds=False)
     tuned_env = dict(default_env)
     print(f"tuned: {set_malloc_tunables(tuned_env)}")
-    tmp = Path(tempfile.mkdtemp(prefix="kawhi-malloc-"))
     digests: set[str] = set()
     # both run the job's command as it is (list copies it); only the environment differs
-    med = alternate_turns({"default": (list, default_env), "tuned": (list, tuned_env)}, tmp, args,
-                          on_run=lambda name, out: digests.add(weights_digest(out)))
-    shutil.rmtree(tmp)
+    med = alternate_turns({"default": (list, default_env), "tuned": (list, tuned_env)}, args,
+                          on_run=lambda name, out: digests.add(weights_digest(out)), prefix="kawhi-malloc-")
     print(f"malloc_wall_ratio {med['tuned']['wall'] / med['default']['wall']:.3f} "
           f"sys_ratio {med['tuned']['sys'] / med['default']['sys']:.3f} identical_weights {str(len(digests) == 1).lower()}")
 

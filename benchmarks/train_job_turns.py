@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,8 +37,22 @@ def add_turn_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="jobs side by side in a turn (make run: one per core)")
 
 
-def job_env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+def job_env(malloc_thresholds: bool = True) -> dict[str, str]:
+    """The jobs' environment: with the Snakefile's malloc thresholds added (kawhi/malloc.py; tunables already set
+    are kept, as the Snakefile keeps them), or with ``GLIBC_TUNABLES`` removed (glibc's own defaults)."""
+    from kawhi.malloc import set_malloc_tunables
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if malloc_thresholds:
+        set_malloc_tunables(env)
+    else:
+        env.pop("GLIBC_TUNABLES", None)
+    return env
+
+
+def kawhi_run_by(code: str) -> Callable[[list[str]], list[str]]:
+    """A setting's command: the job's `kawhi` arguments run by ``python -c code`` instead of the console script."""
+    return lambda command: [sys.executable, "-c", code, *command[1:]]
 
 
 def job_inputs(tmp: Path) -> tuple[Path, Path, Path]:
@@ -88,10 +103,13 @@ def weights_digest(run_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def alternate_turns(settings: dict[str, Setting], tmp: Path, args: argparse.Namespace,
-                    on_run: Callable[[str, Path], None]) -> dict[str, dict[str, float]]:
-    """Time the two ``settings`` in alternating turns; ``on_run(name, run_dir)`` sees each run before it is
-    removed. Prints every job and the medians; returns the medians (wall, user, sys) per setting."""
+def alternate_turns(settings: dict[str, Setting], args: argparse.Namespace, on_run: Callable[[str, Path], None],
+                    prefix: str) -> dict[str, dict[str, float]]:
+    """Time the two ``settings`` in alternating turns, in a temporary directory named ``prefix``...;
+    ``on_run(name, run_dir)`` sees each run before it is removed. Prints every job and the medians; returns the
+    medians (wall, user, sys) per setting. The directory is removed at the end (kept, with the failed job's log,
+    when a job fails)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     policy, heads, data = job_inputs(tmp)
     print(f"policy {policy}, {args.steps} steps per job, {args.pairs} turns per setting of {args.jobs} jobs side by "
           "side", flush=True)
@@ -108,6 +126,7 @@ def alternate_turns(settings: dict[str, Setting], tmp: Path, args: argparse.Name
                 print(f"  {name:8s} wall {result['wall']:7.2f} s  user {result['user']:7.2f} s  "
                       f"sys {result['sys']:6.2f} s", flush=True)
                 shutil.rmtree(out)
+    shutil.rmtree(tmp)
     medians = {name: {k: statistics.median(t[k] for t in runs) for k in ("wall", "user", "sys")}
                for name, runs in times.items()}
     for name, m in medians.items():
